@@ -1,0 +1,39 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build sodp.ko, rdma_rxe.ko and siw.ko (upstream 6.12 + our series) and the
+# selftests, against Debian's 6.12 headers. Installs missing packages first.
+#
+# Usage: build.sh [modules|selftests|all] [extra kbuild args...]
+
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+SODP_CACHE=${SODP_CACHE:-/var/cache/sodp}
+BUILD=${BUILD:-$top/build}
+what=${1:-all}
+shift || true
+
+"$top/scripts/deps.sh"
+kver=$(cat "$SODP_CACHE/kver")
+ksrc=$(cat "$SODP_CACHE/ksrc")
+kdir=/lib/modules/$kver/build
+jobs=$(nproc)
+
+if [ "$what" = modules ] || [ "$what" = all ]; then
+	"$top/scripts/prepare-tree.sh" "$ksrc" "$BUILD/src"
+	make -s -C "$kdir" M="$BUILD/src" CONFIG_RDMA_SIW=m -j"$jobs" "$@" modules
+	mkdir -p "$BUILD/modules"
+	for m in drivers/infiniband/sw/sodp/sodp.ko \
+		 drivers/infiniband/sw/rxe/rdma_rxe.ko \
+		 drivers/infiniband/sw/siw/siw.ko; do
+		cp "$BUILD/src/$m" "$BUILD/modules/"
+	done
+	echo "$kver" >"$BUILD/modules/kver"
+fi
+
+if [ "$what" = selftests ] || [ "$what" = all ]; then
+	mkdir -p "$BUILD/selftests"
+	make -s -C "$top/tools/testing/selftests/sodp" KSRC="$ksrc" \
+		OUTPUT="$BUILD/selftests"
+fi
