@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Sourced in a sodp guest before the command: load the stock RDMA core
+# modules and OUR sodp.ko, rdma_rxe.ko and siw.ko (never Debian's rdma_rxe),
+# bring up rxe0 on veth0 (10.11.0.1) and siw0 on veth1 (10.12.0.1), and
+# prepare file systems for the tests. In two-guest mode (SODP_PEER set) both
+# devices sit on the virtio-net link instead.
+#
+# Exports: SODP_RXE_ADDR, SODP_SIW_ADDR, SODP_TMPFS_DIR, SODP_EXT4_DIR and,
+# with a pmem region, SODP_DAX_DIR.
+#
+# SODP_MODULES (default $SODP_TOP/build/modules) names the module directory;
+# SODP_SODP_PARAMS, SODP_RXE_PARAMS, SODP_SIW_PARAMS are passed to insmod.
+
+sodp_setup_fail() {
+	echo "guest-setup: $*" >&2
+	return 1
+}
+
+sodp_setup() {
+	local mods=${SODP_MODULES:-$SODP_TOP/build/modules}
+	local m i addr_rxe addr_siw
+
+	for m in sodp rdma_rxe siw; do
+		[ -f "$mods/$m.ko" ] || sodp_setup_fail "$mods/$m.ko missing (make first)" || return 1
+	done
+	if [ -d /sys/module/rdma_rxe ] || [ -d /sys/module/siw ]; then
+		sodp_setup_fail "a stock rdma_rxe or siw is already loaded" || return 1
+	fi
+
+	# What our modules depend on, from their own modinfo, plus rdma_cm.
+	local deps="rdma_cm rdma_ucm iw_cm ib_cm veth"
+	for m in sodp rdma_rxe siw; do
+		deps="$deps $(modinfo -F depends "$mods/$m.ko" | tr , ' ')"
+	done
+	deps=$(echo "$deps" | tr ' ' '\n' | grep -v -x -E 'sodp|rdma_rxe|siw|' | sort -u)
+	# shellcheck disable=SC2086
+	modprobe -a $deps ||
+		sodp_setup_fail "modprobe of $deps failed" || return 1
+	# shellcheck disable=SC2086
+	insmod "$mods/sodp.ko" ${SODP_SODP_PARAMS:-} &&
+		insmod "$mods/rdma_rxe.ko" ${SODP_RXE_PARAMS:-} &&
+		insmod "$mods/siw.ko" ${SODP_SIW_PARAMS:-} ||
+		sodp_setup_fail "insmod of our modules failed" || return 1
+
+	if [ -n "${SODP_PEER:-}" ]; then
+		modprobe virtio_net || return 1
+		local nic
+		nic=$(ls /sys/class/net | grep -v -x lo | head -n1)
+		addr_rxe=10.50.0.$((SODP_NODE + 1))
+		ip addr add "$addr_rxe/24" dev "$nic"
+		ip link set "$nic" up
+		rdma link add rxe0 type rxe netdev "$nic" &&
+			rdma link add siw0 type siw netdev "$nic" ||
+			sodp_setup_fail "rdma link add failed" || return 1
+		addr_siw=$addr_rxe
+	else
+		ip link add veth0 type veth peer name veth1
+		ip addr add 10.11.0.1/24 dev veth0
+		ip addr add 10.12.0.1/24 dev veth1
+		ip link set veth0 up
+		ip link set veth1 up
+		rdma link add rxe0 type rxe netdev veth0 &&
+			rdma link add siw0 type siw netdev veth1 ||
+			sodp_setup_fail "rdma link add failed" || return 1
+		addr_rxe=10.11.0.1
+		addr_siw=10.12.0.1
+	fi
+
+	# Ports go ACTIVE once the netdevs have carrier.
+	for i in $(seq 100); do
+		if grep -q ACTIVE /sys/class/infiniband/rxe0/ports/1/state &&
+		   grep -q ACTIVE /sys/class/infiniband/siw0/ports/1/state; then
+			break
+		fi
+		sleep 0.1
+	done
+	grep -q ACTIVE /sys/class/infiniband/rxe0/ports/1/state ||
+		sodp_setup_fail "rxe0 port not active" || return 1
+	grep -q ACTIVE /sys/class/infiniband/siw0/ports/1/state ||
+		sodp_setup_fail "siw0 port not active" || return 1
+	export SODP_RXE_ADDR=$addr_rxe SODP_SIW_ADDR=$addr_siw
+
+	mkdir -p /mnt/tmpfs /mnt/ext4 /mnt/dax
+	mount -t tmpfs -o size=512M tmpfs /mnt/tmpfs &&
+		export SODP_TMPFS_DIR=/mnt/tmpfs
+
+	# A plain (non-DAX) ext4 on a RAM-backed loop device.
+	modprobe -a loop ext4 2>/dev/null
+	if truncate -s 256M /tmp/ext4.img && mkfs.ext4 -q -F /tmp/ext4.img &&
+	   mount -o loop /tmp/ext4.img /mnt/ext4; then
+		export SODP_EXT4_DIR=/mnt/ext4
+	fi
+
+	# FS-DAX on the memmap=SIZE!OFFSET region, when the guest has one.
+	if grep -q 'memmap=[^ ]*!' /proc/cmdline; then
+		modprobe -a nd_e820 nd_pmem 2>/dev/null
+		for i in $(seq 50); do
+			[ -b /dev/pmem0 ] && break
+			sleep 0.1
+		done
+		if [ -b /dev/pmem0 ] && mkfs.ext4 -q -F -b 4096 /dev/pmem0 &&
+		   mount -o dax /dev/pmem0 /mnt/dax; then
+			export SODP_DAX_DIR=/mnt/dax
+		else
+			sodp_setup_fail "pmem requested but no FS-DAX mount" || return 1
+		fi
+	fi
+	return 0
+}
+
+sodp_setup
