@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# sodp: software On-Demand Paging for rxe and siw.
+#
+#   make            build sodp.ko, rdma_rxe.ko, siw.ko and the selftests
+#   make demo       build, boot a guest, ping-pong + bandwidth on rxe0/siw0
+#   make check      build, style checks, selftests on rxe0 and siw0 in a guest
+#   make modules | selftests | lint | sparse | clean
+#
+# Everything installs its own packages (scripts/deps.sh, as root). The kbuild
+# tree is staged in build/ (upstream rxe/siw + our series + our files).
+
+BUILD ?= $(CURDIR)/build
+export BUILD
+
+all:
+	scripts/build.sh all
+
+modules:
+	scripts/build.sh modules
+
+selftests:
+	scripts/build.sh selftests
+
+demo:
+	scripts/demo.sh
+
+check:
+	scripts/check.sh
+
+lint:
+	scripts/lint.sh
+
+sparse:
+	scripts/build.sh modules C=2 CF=-Wno-bitwise
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all modules selftests demo check lint sparse clean

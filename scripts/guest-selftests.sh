@@ -1,0 +1,40 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run inside a guest after guest-setup: every sodp selftest program once per
+# device (rxe0, siw0), TAP on stdout, then the module-unload check (our
+# modules must unload with every device removed: no MR, notifier or page
+# reference left behind).
+#
+# SODP_TESTS limits the programs (space-separated names), SODP_DEVICES the
+# devices; arguments are passed to every program (kselftest harness
+# options, e.g. -t case_name).
+
+set -u
+dir=${SODP_SELFTESTS:-$SODP_TOP/build/selftests}
+devices=${SODP_DEVICES:-rxe0 siw0}
+progs=${SODP_TESTS:-$(cd "$dir" && ls sodp_* 2>/dev/null | grep -v '\.')}
+
+if [ -z "$progs" ]; then
+	echo "not ok 1 selftests # no programs in $dir"
+	exit 1
+fi
+
+for dev in $devices; do
+	for p in $progs; do
+		echo "# ==== $p on $dev"
+		SODP_DEVICE=$dev timeout 900 "$dir/$p" "$@"
+		rc=$?
+		[ $rc = 124 ] && echo "not ok 999 $p.$dev # timed out"
+	done
+done
+
+echo "# ==== module unload"
+rdma link delete rxe0 2>/dev/null
+rdma link delete siw0 2>/dev/null
+if rmmod siw && rmmod rdma_rxe && rmmod sodp; then
+	echo "ok 1 teardown.modules_unload"
+else
+	echo "not ok 1 teardown.modules_unload"
+	lsmod | grep -E 'sodp|rxe|siw'
+fi
