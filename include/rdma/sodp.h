@@ -49,6 +49,7 @@ struct sodp_cent;
  * @umem: the umem the lease belongs to
  * @cent: the cache entry holding the page (opaque)
  * @kaddr: kernel mapping of the page, unmapped by sodp_umem_access_end()
+ * @flags: the flags given to sodp_umem_access_begin()
  *
  * Lives on the caller's stack between sodp_umem_access_begin() and
  * sodp_umem_access_end(). The fields are private to the sodp core.
@@ -57,6 +58,7 @@ struct sodp_access {
 	struct sodp_umem *umem;
 	struct sodp_cent *cent;
 	void *kaddr;
+	unsigned int flags;
 };
 
 /**

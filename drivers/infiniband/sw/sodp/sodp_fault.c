@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The fault path: hmm_range_fault() under an interval notifier, published
+ * into the mirror table under umem->lock once mmu_interval_read_retry()
+ * says no invalidation collided (Documentation/mm/hmm.rst). Faults are
+ * serialised per umem by umem->fault_mutex, which no invalidation takes.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/jiffies.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+
+#include "sodp_priv.h"
+#include "sodp_trace.h"
+
+/**
+ * struct sodp_fault_req - one hmm_range_fault() request
+ * @first: first page number to fault
+ * @end: end page number (exclusive)
+ * @need: page that must be covered: the range is clipped to its VMA;
+ *	ULONG_MAX for no clipping (prefetch)
+ * @hmm_flags: HMM_PFN_REQ_* default flags
+ * @pfns: output array, at least @end - @first entries
+ * @published: out: pages newly published into the mirror table
+ */
+struct sodp_fault_req {
+	unsigned long first;
+	unsigned long end;
+	unsigned long need;
+	unsigned long hmm_flags;
+	unsigned long *pfns;
+	unsigned long published;
+};
+
+/* Clip the request to the VMA of the needed page. */
+static int sodp_fault_clip(struct mm_struct *mm, struct sodp_fault_req *req,
+			   struct hmm_range *range)
+{
+	struct vm_area_struct *vma;
+
+	mmap_assert_locked(mm);
+
+	range->start = req->first << PAGE_SHIFT;
+	range->end = req->end << PAGE_SHIFT;
+	if (req->need == ULONG_MAX)
+		return 0;
+
+	vma = vma_lookup(mm, req->need << PAGE_SHIFT);
+	if (!vma)
+		return -EFAULT;
+	range->start = max(range->start, vma->vm_start);
+	range->end = min(range->end, vma->vm_end);
+	return 0;
+}
+
+/*
+ * The pattern of Documentation/mm/hmm.rst with bounded retries, as in
+ * lib/test_hmm.c. Returns hmm_range_fault()'s errno (-EFAULT, -EPERM,
+ * -ENOMEM, -EBUSY after HMM_RANGE_DEFAULT_TIMEOUT).
+ */
+static int sodp_range_fault_locked(struct sodp_umem *umem,
+				   struct sodp_mirror *mirror,
+				   struct sodp_fault_req *req)
+{
+	unsigned long timeout =
+		jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	struct mm_struct *mm = umem->mm;
+	struct hmm_range range = {
+		.notifier = &mirror->mni,
+		.hmm_pfns = req->pfns,
+		.default_flags = req->hmm_flags,
+	};
+	int ret;
+
+	lockdep_assert_held(&umem->fault_mutex);
+
+	for (;;) {
+		if (time_after(jiffies, timeout))
+			return -EBUSY;
+
+		range.notifier_seq = mmu_interval_read_begin(&mirror->mni);
+		mmap_read_lock(mm);
+		ret = sodp_fault_clip(mm, req, &range);
+		if (!ret)
+			ret = hmm_range_fault(&range);
+		mmap_read_unlock(mm);
+		if (ret == -EBUSY)
+			continue;
+		if (ret)
+			return ret;
+
+		/* The lock the invalidate callback takes, see hmm.rst. */
+		spin_lock_bh(&umem->lock);
+		if (mmu_interval_read_retry(&mirror->mni, range.notifier_seq)) {
+			spin_unlock_bh(&umem->lock);
+			continue;
+		}
+		req->published = sodp_table_publish_locked(umem, mirror,
+							   &range);
+		spin_unlock_bh(&umem->lock);
+		return 0;
+	}
+}
+
+static int sodp_fault_errno(int ret)
+{
+	/* hmm_range_fault(): -EPERM is a write to memory we may not write */
+	return ret == -EPERM ? -EFAULT : ret;
+}
+
+/**
+ * sodp_fault_page() - fault a page and its neighbourhood into the mirror
+ * @umem: the umem
+ * @pgidx: absolute page number of the missing page, inside the umem
+ * @write: fault with write permission
+ *
+ * Faults the fault_around_pages aligned window around @pgidx, clipped to
+ * the mirror and to the VMA of @pgidx. If the window fails, faults @pgidx
+ * alone, so that a bad neighbour does not fail a good access.
+ *
+ * Context: process context. May sleep. Takes umem->fault_mutex, mmap_lock.
+ * Return: 0 or an errno of the contract in include/rdma/sodp.h.
+ */
+int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write)
+{
+	unsigned long window = sodp_param_fault_around();
+	struct sodp_fault_req req = {
+		.need = pgidx,
+		.hmm_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
+	};
+	struct sodp_mirror *mirror;
+	int ret;
+
+	if (write && !umem->writable)
+		return -EFAULT;
+
+	req.pfns = kmalloc_array(window, sizeof(*req.pfns), GFP_KERNEL);
+	if (!req.pfns)
+		return -ENOMEM;
+
+	/* The mm may be exiting: then there is nothing left to fault. */
+	if (!mmget_not_zero(umem->mm)) {
+		ret = -EFAULT;
+		goto out_free_pfns;
+	}
+
+	mutex_lock(&umem->fault_mutex);
+	mirror = sodp_mirror_get_locked(umem, pgidx);
+	if (IS_ERR(mirror)) {
+		ret = PTR_ERR(mirror);
+		goto out_unlock;
+	}
+	ret = sodp_table_prepare(umem, pgidx);
+	if (ret)
+		goto out_unlock;
+
+	/* A power of two at most a chunk: the window stays in the chunk. */
+	req.first = max(pgidx & ~(window - 1), mirror->start >> PAGE_SHIFT);
+	req.end = min((pgidx | (window - 1)) + 1, mirror->end >> PAGE_SHIFT);
+	ret = sodp_range_fault_locked(umem, mirror, &req);
+	if (ret && ret != -ENOMEM && req.end - req.first > 1) {
+		req.first = pgidx;
+		req.end = pgidx + 1;
+		ret = sodp_range_fault_locked(umem, mirror, &req);
+	}
+	ret = sodp_fault_errno(ret);
+
+	sodp_count(umem, SODP_CNT_FAULTS, 1);
+	if (!ret)
+		sodp_count(umem, SODP_CNT_PAGES_FAULTED, req.published);
+	trace_sodp_fault(umem->id, (u64)pgidx << PAGE_SHIFT,
+			 ret ? 0 : req.published, write, ret);
+out_unlock:
+	mutex_unlock(&umem->fault_mutex);
+	/* Not under fault_mutex: this may be the last user of the mm. */
+	mmput(umem->mm);
+out_free_pfns:
+	kfree(req.pfns);
+	return ret;
+}
+
+/**
+ * sodp_umem_prefetch() - fault or map a range into the mirror ahead of use
+ * @umem: the umem
+ * @va: first byte of the range
+ * @len: length of the range in bytes
+ * @flags: SODP_PREFETCH_WRITE to fault with write permission,
+ *	SODP_PREFETCH_NO_FAULT to only mirror what is already present
+ *
+ * Works chunk by chunk (2 MiB of VA), releasing the fault mutex between
+ * chunks. Only the mirror table is filled; the pinned cache is filled by
+ * the data path. Implements ib_device_ops.advise_mr's PREFETCH,
+ * PREFETCH_WRITE and PREFETCH_NO_FAULT; asynchronous prefetch is the
+ * driver's work item, which must keep the umem alive.
+ *
+ * Context: process context. May sleep.
+ * Return: 0, -ERANGE, -EINVAL (unknown flags), -EFAULT, -ENOMEM, -EBUSY;
+ * see include/rdma/sodp.h. A range partly prefetched before an error stays
+ * mirrored.
+ */
+int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
+		       unsigned int flags)
+{
+	bool write = flags & SODP_PREFETCH_WRITE;
+	struct sodp_fault_req req = { .need = ULONG_MAX };
+	unsigned long pgidx, last;
+	u64 end;
+	int ret = 0;
+
+	might_sleep();
+	if (check_add_overflow(va, len, &end) || va < umem->va_start ||
+	    end > umem->va_end)
+		return -ERANGE;
+	if (flags & ~(SODP_PREFETCH_WRITE | SODP_PREFETCH_NO_FAULT))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	if (write && !umem->writable)
+		return -EFAULT;
+
+	sodp_count(umem, SODP_CNT_PREFETCHES, 1);
+	if (!(flags & SODP_PREFETCH_NO_FAULT))
+		req.hmm_flags = HMM_PFN_REQ_FAULT |
+				(write ? HMM_PFN_REQ_WRITE : 0);
+
+	req.pfns = kmalloc_array(SODP_CHUNK_PAGES, sizeof(*req.pfns),
+				 GFP_KERNEL);
+	if (!req.pfns)
+		return -ENOMEM;
+	if (!mmget_not_zero(umem->mm)) {
+		ret = -EFAULT;
+		goto out_free_pfns;
+	}
+
+	last = (end - 1) >> PAGE_SHIFT;
+	for (pgidx = va >> PAGE_SHIFT; pgidx <= last; pgidx = req.end) {
+		struct sodp_mirror *mirror;
+
+		mutex_lock(&umem->fault_mutex);
+		mirror = sodp_mirror_get_locked(umem, pgidx);
+		if (IS_ERR(mirror)) {
+			ret = PTR_ERR(mirror);
+			mutex_unlock(&umem->fault_mutex);
+			break;
+		}
+		ret = sodp_table_prepare(umem, pgidx);
+		if (!ret) {
+			req.first = pgidx;
+			req.end = min3(last + 1,
+				       (pgidx | SODP_CHUNK_MASK) + 1,
+				       mirror->end >> PAGE_SHIFT);
+			ret = sodp_range_fault_locked(umem, mirror, &req);
+		}
+		mutex_unlock(&umem->fault_mutex);
+		if (ret)
+			break;
+		sodp_count(umem, SODP_CNT_PAGES_FAULTED, req.published);
+		cond_resched();
+	}
+	ret = sodp_fault_errno(ret);
+
+	mmput(umem->mm);
+out_free_pfns:
+	kfree(req.pfns);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(sodp_umem_prefetch);

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * sodp internal definitions, shared by the files of sodp.ko only.
+ *
+ * Lock order (outermost first):
+ *
+ *   umem->fault_mutex
+ *     mm->mmap_lock (read in the fault path, write inside
+ *                    mmu_interval_notifier_insert())
+ *       umem->lock (spinlock, taken with BHs disabled)
+ *
+ * The invalidate callback takes umem->lock only, and waits (with no sodp
+ * lock held) for the in-flight count of the cache entries it recalls. It
+ * never takes umem->fault_mutex and never waits for a fault or a peer.
+ * No xarray lock is ever taken under umem->lock: readers use xa_load(),
+ * which is RCU based.
+ */
+#ifndef _SODP_PRIV_H
+#define _SODP_PRIV_H
+
+#include <linux/atomic.h>
+#include <linux/hmm.h>
+#include <linux/list.h>
+#include <linux/mmu_notifier.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+#include <rdma/sodp.h>
+
+/*
+ * The mirror table is an xarray of chunks of SODP_CHUNK_PAGES entries,
+ * indexed by the absolute page number (va >> PAGE_SHIFT) >> SODP_CHUNK_SHIFT.
+ * A chunk covers 2 MiB of VA with 4 KiB pages, the size of a PMD mapping,
+ * and is allocated on the first fault in its range. An implicit umem has one
+ * child interval notifier per chunk (see sodp_implicit.c).
+ */
+#define SODP_CHUNK_SHIFT	9
+#define SODP_CHUNK_PAGES	(1UL << SODP_CHUNK_SHIFT)
+#define SODP_CHUNK_MASK		(SODP_CHUNK_PAGES - 1)
+
+/* Bits of a mirror table entry kept from the hmm_pfn: */
+#define SODP_PTE_FLAGS		(HMM_PFN_VALID | HMM_PFN_WRITE)
+
+/**
+ * struct sodp_chunk - one chunk of the mirror table
+ * @pfns: per page 0 (not mirrored) or HMM_PFN_VALID [| HMM_PFN_WRITE] | pfn
+ *
+ * Entries are written and cleared under umem->lock only.
+ */
+struct sodp_chunk {
+	unsigned long pfns[SODP_CHUNK_PAGES];
+};
+
+/**
+ * struct sodp_mirror - one interval notifier over a part of a umem
+ * @mni: the interval notifier
+ * @umem: the umem this mirror belongs to
+ * @start: first mirrored VA, page aligned
+ * @end: end of the mirrored VA range (exclusive), page aligned
+ * @unmapped: implicit children only: the whole range was unmapped, the
+ *	child may be reclaimed; protected by umem->lock
+ */
+struct sodp_mirror {
+	struct mmu_interval_notifier mni;
+	struct sodp_umem *umem;
+	unsigned long start;
+	unsigned long end;
+	bool unmapped;
+};
+
+/**
+ * struct sodp_cent - one entry of the pinned fast-path cache (a lease)
+ * @hnode: in umem->cache.hash while usable by new users
+ * @lru: in umem->cache.lru (oldest use first), or on a release list
+ * @page: the page, referenced by get_page() while the entry exists
+ * @pgidx: absolute page number (va >> PAGE_SHIFT)
+ * @last_use: jiffies of the last lease
+ * @inflight: number of copies using @page right now
+ * @writable: the mirror allowed writes when the lease was taken
+ * @dirty: a write lease was taken: set_page_dirty() before put_page()
+ * @recalled: unhashed by an invalidation; no new users
+ *
+ * All fields but @inflight are protected by umem->lock. @inflight is raised
+ * under umem->lock and dropped without it (see sodp_cache_unlease()).
+ */
+struct sodp_cent {
+	struct hlist_node hnode;
+	struct list_head lru;
+	struct page *page;
+	unsigned long pgidx;
+	unsigned long last_use;
+	atomic_t inflight;
+	bool writable;
+	bool dirty;
+	bool recalled;
+};
+
+/**
+ * struct sodp_cache - the pinned fast-path cache of a umem
+ * @hash: buckets of hashed entries, by pgidx
+ * @hash_bits: log2 of the number of buckets
+ * @lru: hashed entries, least recently used first
+ * @release: entries evicted in atomic context, released by the age work
+ * @count: number of hashed entries
+ * @max: bound on @count (may be exceeded only by in-flight entries)
+ */
+struct sodp_cache {
+	struct hlist_head *hash;
+	unsigned int hash_bits;
+	struct list_head lru;
+	struct list_head release;
+	unsigned int count;
+	unsigned int max;
+};
+
+enum sodp_counter {
+	SODP_CNT_FAULTS,
+	SODP_CNT_PAGES_FAULTED,
+	SODP_CNT_INVALIDATIONS,
+	SODP_CNT_PAGES_INVALIDATED,
+	SODP_CNT_PREFETCHES,
+	SODP_CNT_CACHE_HITS,
+	SODP_CNT_CACHE_MISSES,
+	SODP_CNT_RECALLS,
+	SODP_CNT_DEFERRALS,
+	SODP_CNT_MAX
+};
+
+/**
+ * struct sodp_umem - one mirrored VA range of one mm
+ * @mm: the mirrored mm, held with mmgrab()
+ * @va_start: first byte the umem covers (as registered)
+ * @va_end: end of the umem (exclusive)
+ * @flags: SODP_UMEM_* flags
+ * @writable: registered with an access that allows writes
+ * @id: number for debug messages and tracepoints
+ * @fault_mutex: serialises faulting, mirror table chunk allocation and
+ *	implicit child creation/reclaim; outer to mmap_lock and @lock
+ * @lock: protects the mirror table entries, @npages_mirrored, the cache
+ *	(@cache and every entry but its in-flight count) and
+ *	sodp_mirror.unmapped. Taken by the invalidate callback and by the
+ *	softirq data path, so always with BHs disabled.
+ * @chunks: the mirror table; chunks are inserted under @fault_mutex and
+ *	erased under @fault_mutex, then freed after a @lock/unlock pair (so
+ *	no reader under @lock still uses them)
+ * @npages_mirrored: valid mirror table entries
+ * @cache: the pinned fast-path cache
+ * @recall_wq: woken when a recalled entry's in-flight count drops to zero
+ * @age_work: drops cache entries idle for longer than cache_idle_ms
+ * @mirror: explicit umem: the single interval notifier
+ * @children: implicit umem: struct sodp_mirror per chunk index, under
+ *	@fault_mutex
+ * @reclaim_work: implicit umem: frees children whose range was unmapped
+ * @cnt: counters, see enum sodp_counter
+ */
+struct sodp_umem {
+	struct mm_struct *mm;
+	u64 va_start;
+	u64 va_end;
+	unsigned int flags;
+	bool writable;
+	u32 id;
+
+	struct mutex fault_mutex;
+	spinlock_t lock;
+
+	struct xarray chunks;
+	unsigned long npages_mirrored;
+	struct sodp_cache cache;
+	wait_queue_head_t recall_wq;
+	struct delayed_work age_work;
+
+	struct sodp_mirror mirror;
+	struct xarray children;
+	struct work_struct reclaim_work;
+
+	atomic64_t cnt[SODP_CNT_MAX];
+};
+
+static inline bool sodp_umem_is_implicit(const struct sodp_umem *umem)
+{
+	return umem->flags & SODP_UMEM_IMPLICIT;
+}
+
+#define sodp_dbg_umem(umem, fmt, ...)					\
+	pr_debug("umem%u %s: " fmt, (umem)->id, __func__, ##__VA_ARGS__)
+
+/* sodp_main.c: globals, module parameters */
+struct sodp_pcpu_counters {
+	u64 c[SODP_CNT_MAX];
+};
+
+DECLARE_PER_CPU(struct sodp_pcpu_counters, sodp_pcpu_cnt);
+extern atomic64_t sodp_live_umems;
+extern atomic64_t sodp_pages_held;
+extern struct workqueue_struct *sodp_wq;
+extern struct kmem_cache *sodp_cent_cache;
+
+unsigned int sodp_param_fault_around(void);
+unsigned int sodp_param_cache_pages(void);
+unsigned long sodp_param_idle_jiffies(void);
+u32 sodp_next_id(void);
+
+static inline void sodp_count(struct sodp_umem *umem, enum sodp_counter c,
+			      u64 n)
+{
+	atomic64_add(n, &umem->cnt[c]);
+	this_cpu_add(sodp_pcpu_cnt.c[c], n);
+}
+
+/* sodp_umem.c */
+extern const struct mmu_interval_notifier_ops sodp_mirror_ops;
+
+/* sodp_table.c */
+int sodp_table_prepare(struct sodp_umem *umem, unsigned long pgidx);
+unsigned long sodp_table_lookup_locked(struct sodp_umem *umem,
+				       unsigned long pgidx);
+unsigned long sodp_table_publish_locked(struct sodp_umem *umem,
+					struct sodp_mirror *mirror,
+					const struct hmm_range *range);
+unsigned long sodp_table_clear_locked(struct sodp_umem *umem,
+				      unsigned long first, unsigned long end);
+void sodp_table_free_chunk(struct sodp_umem *umem, unsigned long ci);
+void sodp_table_destroy(struct sodp_umem *umem);
+
+/* sodp_cache.c */
+int sodp_cache_init(struct sodp_umem *umem);
+void sodp_cache_destroy(struct sodp_umem *umem);
+int sodp_cache_lease(struct sodp_umem *umem, unsigned long pgidx,
+		     bool write, bool atomic, struct sodp_cent **entp);
+void sodp_cache_unlease(struct sodp_umem *umem, struct sodp_cent *ent);
+bool sodp_cache_busy_locked(struct sodp_umem *umem, unsigned long first,
+			    unsigned long end);
+unsigned int sodp_cache_recall_locked(struct sodp_umem *umem,
+				      unsigned long first, unsigned long end,
+				      struct list_head *out);
+unsigned int sodp_cache_release_list(struct sodp_umem *umem,
+				     struct list_head *list);
+void sodp_cache_age_work(struct work_struct *work);
+
+/* sodp_fault.c */
+int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write);
+
+/* sodp_implicit.c */
+struct sodp_mirror *sodp_mirror_get_locked(struct sodp_umem *umem,
+					   unsigned long pgidx);
+void sodp_implicit_destroy(struct sodp_umem *umem);
+void sodp_implicit_reclaim_work(struct work_struct *work);
+
+/* sodp_umem.c */
+void sodp_umem_drop_range(struct sodp_umem *umem, unsigned long first,
+			  unsigned long end);
+
+#endif /* _SODP_PRIV_H */

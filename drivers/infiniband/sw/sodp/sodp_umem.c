@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sodp umem life cycle and the invalidate callback.
+ *
+ * A umem mirrors [va_start, va_end) of one mm. Nothing is pinned at
+ * registration and nothing is charged to RLIMIT_MEMLOCK: pages enter the
+ * mirror table on demand and the cache holds short, recallable leases.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <rdma/ib_verbs.h>
+
+#include "sodp_priv.h"
+#include "sodp_trace.h"
+
+/*
+ * Called by the mm before it changes the page tables of [range->start,
+ * range->end) (munmap, migration, COW, reclaim, truncation, mprotect,
+ * exit). Clears the mirror entries and recalls the cache entries of the
+ * part of the range this mirror covers, so when it returns no sodp user
+ * can reach those pages any more and no reference is held on them.
+ */
+static bool sodp_mirror_invalidate(struct mmu_interval_notifier *mni,
+				   const struct mmu_notifier_range *range,
+				   unsigned long cur_seq)
+{
+	struct sodp_mirror *mirror = container_of(mni, struct sodp_mirror,
+						  mni);
+	struct sodp_umem *umem = mirror->umem;
+	unsigned long start = max(range->start, mirror->start);
+	unsigned long end = min(range->end, mirror->end);
+	bool blockable = mmu_notifier_range_blockable(range);
+	unsigned long first = start >> PAGE_SHIFT;
+	unsigned long last = PAGE_ALIGN(end) >> PAGE_SHIFT;
+	unsigned int nrecalled, nwaited;
+	bool reclaim = false;
+	unsigned long npages;
+	LIST_HEAD(recalled);
+
+	/*
+	 * A spinlock does not sleep, so even a non-blockable invalidation
+	 * (the OOM reaper) may take it: only waiting for copies is ruled out.
+	 */
+	spin_lock_bh(&umem->lock);
+	if (!blockable && sodp_cache_busy_locked(umem, first, last)) {
+		spin_unlock_bh(&umem->lock);
+		trace_sodp_invalidate(umem->id, start, end, range->event,
+				      blockable, 0, false);
+		return false;
+	}
+
+	/* Makes a fault in progress retry; pairs with read_retry. */
+	mmu_interval_set_seq(mni, cur_seq);
+	npages = sodp_table_clear_locked(umem, first, last);
+	nrecalled = sodp_cache_recall_locked(umem, first, last, &recalled);
+	if (mirror != &umem->mirror && range->event == MMU_NOTIFY_UNMAP &&
+	    range->start <= mirror->start && range->end >= mirror->end) {
+		mirror->unmapped = true;
+		reclaim = true;
+	}
+	spin_unlock_bh(&umem->lock);
+
+	/* Non-blockable: nothing of the range is in flight, no wait. */
+	nwaited = sodp_cache_release_list(umem, &recalled);
+	if (reclaim)
+		queue_work(sodp_wq, &umem->reclaim_work);
+
+	sodp_count(umem, SODP_CNT_INVALIDATIONS, 1);
+	sodp_count(umem, SODP_CNT_PAGES_INVALIDATED, npages);
+	sodp_count(umem, SODP_CNT_RECALLS, nrecalled);
+	trace_sodp_invalidate(umem->id, start, end, range->event, blockable,
+			      npages, true);
+	if (nrecalled)
+		trace_sodp_recall(umem->id, start, end, nrecalled, nwaited);
+	return true;
+}
+
+const struct mmu_interval_notifier_ops sodp_mirror_ops = {
+	.invalidate = sodp_mirror_invalidate,
+};
+
+/**
+ * sodp_umem_drop_range() - forget a page range no notifier covers any more
+ * @umem: the umem
+ * @first: first absolute page number
+ * @end: end page number (exclusive)
+ *
+ * Context: process context. May sleep (waits for in-flight copies).
+ */
+void sodp_umem_drop_range(struct sodp_umem *umem, unsigned long first,
+			  unsigned long end)
+{
+	LIST_HEAD(recalled);
+
+	spin_lock_bh(&umem->lock);
+	sodp_table_clear_locked(umem, first, end);
+	sodp_cache_recall_locked(umem, first, end, &recalled);
+	spin_unlock_bh(&umem->lock);
+	sodp_cache_release_list(umem, &recalled);
+}
+
+static int sodp_umem_insert_mirror(struct sodp_umem *umem)
+{
+	struct sodp_mirror *mirror = &umem->mirror;
+	int ret;
+
+	mirror->umem = umem;
+	mirror->start = umem->va_start & PAGE_MASK;
+	mirror->end = PAGE_ALIGN(umem->va_end);
+
+	/* Registering the first notifier of an mm needs a live mm. */
+	if (!mmget_not_zero(umem->mm))
+		return -EFAULT;
+	ret = mmu_interval_notifier_insert(&mirror->mni, umem->mm,
+					   mirror->start,
+					   mirror->end - mirror->start,
+					   &sodp_mirror_ops);
+	mmput(umem->mm);
+	return ret;
+}
+
+/**
+ * sodp_umem_get() - mirror a virtual address range of a process
+ * @mm: the address space, usually current->mm
+ * @start: first byte of the range (ignored for an implicit umem: 0)
+ * @length: length in bytes; U64_MAX or at least the size of the user
+ *	address space for an implicit umem
+ * @access: IB_ACCESS_* flags of the memory region; writes are allowed if
+ *	ib_access_writable(@access)
+ * @flags: 0 or SODP_UMEM_IMPLICIT (mirror all of @mm, @start must be 0)
+ *
+ * Nothing is faulted, pinned or charged to RLIMIT_MEMLOCK; the mirror table
+ * is allocated on first use. The umem holds a reference on @mm
+ * (mmgrab), not on its address space: after the process exits, accesses
+ * fail with -EFAULT.
+ *
+ * Context: process context. May sleep.
+ * Return: the umem or ERR_PTR(): -EINVAL (bad flags, empty range),
+ * -ERANGE (range overflows or leaves the user address space), -EFAULT
+ * (@mm has no users left), -ENOMEM.
+ */
+struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
+				int access, unsigned int flags)
+{
+	struct sodp_umem *umem;
+	u64 end;
+	int ret;
+
+	might_sleep();
+	if (!mm || (flags & ~SODP_UMEM_IMPLICIT))
+		return ERR_PTR(-EINVAL);
+
+	if (flags & SODP_UMEM_IMPLICIT) {
+		if (start || length < mm->task_size)
+			return ERR_PTR(-EINVAL);
+		end = mm->task_size;
+	} else {
+		if (!length)
+			return ERR_PTR(-EINVAL);
+		if (check_add_overflow(start, length, &end) ||
+		    end > mm->task_size)
+			return ERR_PTR(-ERANGE);
+	}
+
+	umem = kzalloc(sizeof(*umem), GFP_KERNEL);
+	if (!umem)
+		return ERR_PTR(-ENOMEM);
+
+	umem->mm = mm;
+	umem->va_start = start;
+	umem->va_end = end;
+	umem->flags = flags;
+	umem->writable = ib_access_writable(access);
+	umem->id = sodp_next_id();
+	mutex_init(&umem->fault_mutex);
+	spin_lock_init(&umem->lock);
+	xa_init(&umem->chunks);
+	xa_init(&umem->children);
+	INIT_WORK(&umem->reclaim_work, sodp_implicit_reclaim_work);
+
+	ret = sodp_cache_init(umem);
+	if (ret)
+		goto out_free_umem;
+
+	/* Pairs with mmdrop() in sodp_umem_release(). */
+	mmgrab(mm);
+	if (!(flags & SODP_UMEM_IMPLICIT)) {
+		ret = sodp_umem_insert_mirror(umem);
+		if (ret)
+			goto out_drop_mm;
+	}
+
+	atomic64_inc(&sodp_live_umems);
+	sodp_dbg_umem(umem, "[0x%llx, 0x%llx) access 0x%x flags 0x%x\n",
+		      umem->va_start, umem->va_end, access, flags);
+	return umem;
+
+out_drop_mm:
+	mmdrop(mm);
+	kfree(umem->cache.hash);
+out_free_umem:
+	kfree(umem);
+	return ERR_PTR(ret);
+}
+EXPORT_SYMBOL_GPL(sodp_umem_get);
+
+/**
+ * sodp_umem_release() - stop mirroring and free a umem
+ * @umem: the umem, or NULL or an ERR_PTR (then nothing is done)
+ *
+ * Removes the interval notifier(s), stops the age and reclaim works, waits
+ * for copies still in flight, marks written pages dirty, drops every page
+ * reference and frees the mirror table. The caller must have stopped
+ * issuing calls on @umem (as for any object it frees); calls still running
+ * are waited for only if they are copies, not faults.
+ *
+ * Context: process context. May sleep. Not from a notifier callback.
+ */
+void sodp_umem_release(struct sodp_umem *umem)
+{
+	if (IS_ERR_OR_NULL(umem))
+		return;
+	might_sleep();
+
+	if (sodp_umem_is_implicit(umem))
+		sodp_implicit_destroy(umem);
+	else
+		mmu_interval_notifier_remove(&umem->mirror.mni);
+	/* No callback runs from here on, so nothing requeues the works. */
+	cancel_work_sync(&umem->reclaim_work);
+	cancel_delayed_work_sync(&umem->age_work);
+
+	sodp_cache_destroy(umem);
+	sodp_table_destroy(umem);
+	sodp_dbg_umem(umem, "released\n");
+	/* Pairs with mmgrab() in sodp_umem_get(). */
+	mmdrop(umem->mm);
+	atomic64_dec(&sodp_live_umems);
+	kfree(umem);
+}
+EXPORT_SYMBOL_GPL(sodp_umem_release);
+
+/**
+ * sodp_umem_stats() - snapshot of the counters of a umem
+ * @umem: the umem
+ * @out: filled with the counters
+ *
+ * Context: process context or softirq. Takes umem->lock.
+ */
+void sodp_umem_stats(struct sodp_umem *umem, struct sodp_stats *out)
+{
+	out->faults = atomic64_read(&umem->cnt[SODP_CNT_FAULTS]);
+	out->pages_faulted = atomic64_read(&umem->cnt[SODP_CNT_PAGES_FAULTED]);
+	out->invalidations = atomic64_read(&umem->cnt[SODP_CNT_INVALIDATIONS]);
+	out->pages_invalidated =
+		atomic64_read(&umem->cnt[SODP_CNT_PAGES_INVALIDATED]);
+	out->prefetches = atomic64_read(&umem->cnt[SODP_CNT_PREFETCHES]);
+	out->cache_hits = atomic64_read(&umem->cnt[SODP_CNT_CACHE_HITS]);
+	out->cache_misses = atomic64_read(&umem->cnt[SODP_CNT_CACHE_MISSES]);
+	out->recalls = atomic64_read(&umem->cnt[SODP_CNT_RECALLS]);
+	out->deferrals = atomic64_read(&umem->cnt[SODP_CNT_DEFERRALS]);
+
+	spin_lock_bh(&umem->lock);
+	out->pages_mirrored = umem->npages_mirrored;
+	out->pages_cached = umem->cache.count;
+	spin_unlock_bh(&umem->lock);
+}
+EXPORT_SYMBOL_GPL(sodp_umem_stats);
+
+/**
+ * sodp_umem_count_deferral() - count an access the driver had to defer
+ * @umem: the umem
+ *
+ * For drivers that got -EAGAIN with SODP_NOFAULT and moved the access to
+ * sleepable context (siw receive).
+ *
+ * Context: any.
+ */
+void sodp_umem_count_deferral(struct sodp_umem *umem)
+{
+	sodp_count(umem, SODP_CNT_DEFERRALS, 1);
+	trace_sodp_deferral(umem->id);
+}
+EXPORT_SYMBOL_GPL(sodp_umem_count_deferral);
+
+/**
+ * sodp_umem_start() - first byte covered by a umem
+ * @umem: the umem
+ *
+ * Context: any.
+ * Return: the start given to sodp_umem_get() (0 for an implicit umem).
+ */
+u64 sodp_umem_start(struct sodp_umem *umem)
+{
+	return umem->va_start;
+}
+EXPORT_SYMBOL_GPL(sodp_umem_start);
+
+/**
+ * sodp_umem_length() - number of bytes covered by a umem
+ * @umem: the umem
+ *
+ * Context: any.
+ * Return: the length given to sodp_umem_get(), or the size of the user
+ * address space for an implicit umem.
+ */
+u64 sodp_umem_length(struct sodp_umem *umem)
+{
+	return umem->va_end - umem->va_start;
+}
+EXPORT_SYMBOL_GPL(sodp_umem_length);
