@@ -38,7 +38,7 @@
  * child interval notifier per chunk (see sodp_implicit.c).
  */
 #define SODP_CHUNK_SHIFT	9
-#define SODP_CHUNK_PAGES	(1UL << SODP_CHUNK_SHIFT)
+#define SODP_CHUNK_PAGES	BIT(SODP_CHUNK_SHIFT)
 #define SODP_CHUNK_MASK		(SODP_CHUNK_PAGES - 1)
 
 /* Bits of a mirror table entry kept from the hmm_pfn: */
@@ -164,8 +164,8 @@ struct sodp_umem {
 	bool writable;
 	u32 id;
 
-	struct mutex fault_mutex;
-	spinlock_t lock;
+	struct mutex fault_mutex;	/* see @fault_mutex above */
+	spinlock_t lock;		/* see @lock above */
 
 	struct xarray chunks;
 	unsigned long npages_mirrored;
