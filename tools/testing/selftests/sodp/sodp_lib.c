@@ -1,0 +1,936 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Shared helpers for the sodp selftests, see sodp_lib.h.
+ *
+ * The connection is an in-process loopback through librdmacm, which both
+ * transports need (iWARP has no other way to connect, RoCE works the same
+ * way): a listener bound to the device's IPv4 address, a client that
+ * resolves that address, and both ends driven from this single thread. Each
+ * side has its own event channel whose fd is non-blocking and waited for with
+ * poll(), so a missing event ends in -ETIMEDOUT, never in a hang.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sodp_lib.h"
+
+#define SODP_CQ_DEPTH		256
+#define SODP_QP_DEPTH		64
+#define SODP_RD_ATOM		8
+#define SODP_NDEV_SCAN		16
+#define SODP_GID_ENTRIES	128
+#define SODP_PIN_MODE_PATH	"/sys/module/sodp/parameters/pin_mode"
+
+#define sodp_err(fmt, ...) \
+	fprintf(stderr, "# sodp: %s: " fmt "\n", __func__, ##__VA_ARGS__)
+
+static uint64_t sodp_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int sodp_read_line(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf[0] ? 0 : -ENODATA;
+}
+
+/*
+ * The netdev of port 1: sysfs names it for every GID entry of a RoCE port and,
+ * since config_non_roce_gid_cache() sets gid_attr.ndev for iWARP, for siw too.
+ * Fall back to the ndev_ifindex of the GID table entries.
+ */
+static int sodp_dev_find_ifname(struct sodp_dev *dev)
+{
+	struct ibv_gid_entry ent[SODP_GID_ENTRIES];
+	char path[256];
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < SODP_NDEV_SCAN; i++) {
+		snprintf(path, sizeof(path),
+			 "/sys/class/infiniband/%s/ports/1/gid_attrs/ndevs/%d",
+			 dev->name, i);
+		if (!sodp_read_line(path, dev->ifname, sizeof(dev->ifname)))
+			return 0;
+	}
+
+	n = ibv_query_gid_table(dev->ctx, ent, SODP_GID_ENTRIES, 0);
+	for (i = 0; i < n; i++) {
+		if (ent[i].port_num != 1 || !ent[i].ndev_ifindex)
+			continue;
+		if (if_indextoname(ent[i].ndev_ifindex, dev->ifname))
+			return 0;
+	}
+	dev->ifname[0] = '\0';
+	return -ENODEV;
+}
+
+static int sodp_dev_find_addr(struct sodp_dev *dev)
+{
+	const char *env = getenv("SODP_ADDR");
+	struct ifaddrs *ifa, *it;
+	int ret = -EADDRNOTAVAIL;
+
+	dev->addr.sin_family = AF_INET;
+	dev->addr.sin_port = 0;
+
+	/* Look the netdev up even with an override: device_present logs it. */
+	sodp_dev_find_ifname(dev);
+
+	if (env) {
+		if (inet_pton(AF_INET, env, &dev->addr.sin_addr) != 1) {
+			sodp_err("SODP_ADDR=%s is not an IPv4 address", env);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!dev->ifname[0]) {
+		sodp_err("%s: no netdev found for port 1; set SODP_ADDR",
+			 dev->name);
+		return -ENODEV;
+	}
+	if (getifaddrs(&ifa)) {
+		ret = -errno;
+		sodp_err("getifaddrs: %s", strerror(errno));
+		return ret;
+	}
+	for (it = ifa; it; it = it->ifa_next) {
+		if (!it->ifa_addr || it->ifa_addr->sa_family != AF_INET ||
+		    strcmp(it->ifa_name, dev->ifname))
+			continue;
+		memcpy(&dev->addr.sin_addr,
+		       &((struct sockaddr_in *)it->ifa_addr)->sin_addr,
+		       sizeof(dev->addr.sin_addr));
+		ret = 0;
+		break;
+	}
+	freeifaddrs(ifa);
+	if (ret)
+		sodp_err("%s: netdev %s has no IPv4 address; set SODP_ADDR",
+			 dev->name, dev->ifname);
+	return ret;
+}
+
+/**
+ * sodp_dev_open() - open the device under test
+ * @dev: zeroed on entry, filled on success
+ * @name: the device name (SODP_DEVICE)
+ *
+ * Uses librdmacm's own context for the device, so that the PD is usable with
+ * the QPs rdma_create_qp() creates on the cm_ids bound to it.
+ *
+ * Return: 0, -ENODEV if there is no such device, or another negative errno.
+ */
+int sodp_dev_open(struct sodp_dev *dev, const char *name)
+{
+	const char *env = getenv("SODP_TIMEOUT_MS");
+	int i, n = 0, ret;
+
+	memset(dev, 0, sizeof(*dev));
+	snprintf(dev->name, sizeof(dev->name), "%s", name);
+	dev->timeout_ms = env ? atoi(env) : 0;
+	if (dev->timeout_ms <= 0)
+		dev->timeout_ms = SODP_TIMEOUT_MS_DEFAULT;
+
+	errno = 0;
+	dev->cm_devs = rdma_get_devices(&n);
+	if (!dev->cm_devs) {
+		ret = errno ? -errno : -ENODEV;
+		sodp_err("rdma_get_devices: %s (is rdma_ucm loaded?)",
+			 strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < n; i++) {
+		if (!strcmp(ibv_get_device_name(dev->cm_devs[i]->device),
+			    name)) {
+			dev->ctx = dev->cm_devs[i];
+			break;
+		}
+	}
+	if (!dev->ctx) {
+		sodp_err("device %s not found among %d RDMA devices", name, n);
+		ret = -ENODEV;
+		goto out_free_devs;
+	}
+	dev->iwarp = dev->ctx->device->transport_type == IBV_TRANSPORT_IWARP;
+
+	ret = ibv_query_device(dev->ctx, &dev->attr);
+	if (ret) {
+		sodp_err("ibv_query_device: %s", strerror(ret));
+		ret = -ret;
+		goto out_free_devs;
+	}
+	ret = ibv_query_port(dev->ctx, 1, &dev->port_attr);
+	if (ret) {
+		sodp_err("ibv_query_port: %s", strerror(ret));
+		ret = -ret;
+		goto out_free_devs;
+	}
+	ret = sodp_dev_find_addr(dev);
+	if (ret)
+		goto out_free_devs;
+
+	dev->pd = ibv_alloc_pd(dev->ctx);
+	if (!dev->pd) {
+		ret = errno ? -errno : -ENOMEM;
+		sodp_err("ibv_alloc_pd: %s", strerror(-ret));
+		goto out_free_devs;
+	}
+	return 0;
+
+out_free_devs:
+	rdma_free_devices(dev->cm_devs);
+	dev->cm_devs = NULL;
+	dev->ctx = NULL;
+	return ret;
+}
+
+/* Undo sodp_dev_open(); a no-op on a zeroed or already closed @dev. */
+void sodp_dev_close(struct sodp_dev *dev)
+{
+	int ret;
+
+	if (dev->pd) {
+		ret = ibv_dealloc_pd(dev->pd);
+		if (ret)
+			sodp_err("ibv_dealloc_pd: %s", strerror(ret));
+		dev->pd = NULL;
+	}
+	if (dev->cm_devs)
+		rdma_free_devices(dev->cm_devs);
+	dev->cm_devs = NULL;
+	dev->ctx = NULL;
+}
+
+static int sodp_channel_create(struct rdma_event_channel **ch)
+{
+	int flags;
+
+	*ch = rdma_create_event_channel();
+	if (!*ch) {
+		sodp_err("rdma_create_event_channel: %s", strerror(errno));
+		return errno ? -errno : -ENOMEM;
+	}
+	flags = fcntl((*ch)->fd, F_GETFL);
+	if (flags < 0 || fcntl((*ch)->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		sodp_err("fcntl(O_NONBLOCK): %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/*
+ * Wait for the next event on @ch. The event is acked before returning (only
+ * a copy is handed out), so rdma_destroy_id() never waits for it. librdmacm
+ * may swallow an event internally and retry the read, which on our
+ * non-blocking fd shows up as EAGAIN: go back to poll() then.
+ */
+static int sodp_cm_next(struct rdma_event_channel *ch, int timeout_ms,
+			struct rdma_cm_event *out)
+{
+	uint64_t deadline = sodp_now_ms() + timeout_ms;
+	struct rdma_cm_event *ev;
+	struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
+	int64_t left;
+	int ret;
+
+	for (;;) {
+		left = (int64_t)(deadline - sodp_now_ms());
+		if (left < 0)
+			left = 0;
+		ret = poll(&pfd, 1, (int)left);
+		if (ret < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (ret == 0)
+			return -ETIMEDOUT;
+		if (!rdma_get_cm_event(ch, &ev))
+			break;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+	}
+	*out = *ev;
+	rdma_ack_cm_event(ev);
+	return 0;
+}
+
+static int sodp_cm_expect(struct rdma_event_channel *ch, int timeout_ms,
+			  enum rdma_cm_event_type type,
+			  struct rdma_cm_event *out)
+{
+	struct rdma_cm_event ev;
+	int ret;
+
+	ret = sodp_cm_next(ch, timeout_ms, &ev);
+	if (ret) {
+		sodp_err("waiting for %s: %s", rdma_event_str(type),
+			 strerror(-ret));
+		return ret;
+	}
+	if (ev.event != type) {
+		sodp_err("expected %s, got %s (status %d)",
+			 rdma_event_str(type), rdma_event_str(ev.event),
+			 ev.status);
+		return ev.status < 0 ? ev.status : -EPROTO;
+	}
+	if (out)
+		*out = ev;
+	return 0;
+}
+
+static bool sodp_id_on_dev(struct sodp_dev *dev, struct rdma_cm_id *id,
+			   const char *what)
+{
+	const char *name = id->verbs ? ibv_get_device_name(id->verbs->device) :
+				       "(none)";
+
+	if (id->verbs == dev->ctx)
+		return true;
+	sodp_err("%s cm_id is on device %s, not on %s", what, name,
+		 dev->name);
+	return false;
+}
+
+static int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end)
+{
+	struct ibv_qp_init_attr init = {
+		.qp_type = IBV_QPT_RC,
+		.cap = {
+			.max_send_wr = SODP_QP_DEPTH,
+			.max_recv_wr = SODP_QP_DEPTH,
+			.max_send_sge = 1,
+			.max_recv_sge = 1,
+		},
+	};
+	int ret;
+
+	end->scq = ibv_create_cq(dev->ctx, SODP_CQ_DEPTH, NULL, NULL, 0);
+	end->rcq = ibv_create_cq(dev->ctx, SODP_CQ_DEPTH, NULL, NULL, 0);
+	if (!end->scq || !end->rcq) {
+		ret = errno ? -errno : -ENOMEM;
+		sodp_err("ibv_create_cq: %s", strerror(-ret));
+		return ret;
+	}
+	init.send_cq = end->scq;
+	init.recv_cq = end->rcq;
+	if (rdma_create_qp(end->id, dev->pd, &init)) {
+		ret = errno ? -errno : -EINVAL;
+		sodp_err("rdma_create_qp: %s", strerror(-ret));
+		return ret;
+	}
+	end->qp = end->id->qp;
+	return 0;
+}
+
+static void sodp_conn_param(struct sodp_dev *dev, struct rdma_conn_param *cp)
+{
+	memset(cp, 0, sizeof(*cp));
+	cp->responder_resources = dev->attr.max_qp_rd_atom < SODP_RD_ATOM ?
+				  dev->attr.max_qp_rd_atom : SODP_RD_ATOM;
+	cp->initiator_depth = dev->attr.max_qp_init_rd_atom < SODP_RD_ATOM ?
+			      dev->attr.max_qp_init_rd_atom : SODP_RD_ATOM;
+	cp->retry_count = 7;
+	cp->rnr_retry_count = 7;
+}
+
+/**
+ * sodp_pair_connect() - connect an RC QP pair on @dev to itself
+ * @dev: an open device
+ * @pair: zeroed on entry; on return it may be partly set up even on failure,
+ *	  sodp_pair_destroy() releases whatever was created
+ *
+ * Sequence: listen on the device address (ephemeral port), resolve address
+ * and route from the client, create both QPs on our PD with our CQs,
+ * rdma_connect(), accept the CONNECT_REQUEST on the listener, then wait for
+ * ESTABLISHED on the client (for IB CM this is where librdmacm sends the RTU)
+ * and then on the server.
+ *
+ * Return: 0 or a negative errno.
+ */
+int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair)
+{
+	struct sockaddr_in src = dev->addr, dst = dev->addr;
+	struct rdma_conn_param cp;
+	struct rdma_cm_event ev;
+	int tmo = dev->timeout_ms;
+	int ret;
+
+	memset(pair, 0, sizeof(*pair));
+	pair->dev = dev;
+
+	ret = sodp_channel_create(&pair->lch);
+	if (ret)
+		return ret;
+	ret = sodp_channel_create(&pair->cch);
+	if (ret)
+		return ret;
+
+	pair->sync_buf = sodp_map_anon(sodp_page_size());
+	if (!pair->sync_buf)
+		return -ENOMEM;
+	pair->sync_mr = sodp_mr_reg(dev, pair->sync_buf, sodp_page_size(),
+				    IBV_ACCESS_LOCAL_WRITE);
+	if (!pair->sync_mr)
+		return -errno;
+
+	if (rdma_create_id(pair->lch, &pair->listen_id, NULL, RDMA_PS_TCP) ||
+	    rdma_bind_addr(pair->listen_id, (struct sockaddr *)&src) ||
+	    rdma_listen(pair->listen_id, 4)) {
+		ret = -errno;
+		sodp_err("listen on %s: %s", inet_ntoa(src.sin_addr),
+			 strerror(errno));
+		return ret;
+	}
+	if (!sodp_id_on_dev(dev, pair->listen_id, "listener"))
+		return -ENODEV;
+	dst.sin_port = rdma_get_src_port(pair->listen_id);
+
+	if (rdma_create_id(pair->cch, &pair->cli.id, NULL, RDMA_PS_TCP)) {
+		ret = -errno;
+		sodp_err("rdma_create_id: %s", strerror(errno));
+		return ret;
+	}
+	if (rdma_resolve_addr(pair->cli.id, (struct sockaddr *)&src,
+			      (struct sockaddr *)&dst, tmo)) {
+		ret = -errno;
+		sodp_err("rdma_resolve_addr: %s", strerror(errno));
+		return ret;
+	}
+	ret = sodp_cm_expect(pair->cch, tmo, RDMA_CM_EVENT_ADDR_RESOLVED, NULL);
+	if (ret)
+		return ret;
+	if (rdma_resolve_route(pair->cli.id, tmo)) {
+		ret = -errno;
+		sodp_err("rdma_resolve_route: %s", strerror(errno));
+		return ret;
+	}
+	ret = sodp_cm_expect(pair->cch, tmo, RDMA_CM_EVENT_ROUTE_RESOLVED,
+			     NULL);
+	if (ret)
+		return ret;
+	if (!sodp_id_on_dev(dev, pair->cli.id, "client"))
+		return -ENODEV;
+
+	ret = sodp_end_create_qp(dev, &pair->cli);
+	if (ret)
+		return ret;
+
+	sodp_conn_param(dev, &cp);
+	if (rdma_connect(pair->cli.id, &cp)) {
+		ret = -errno;
+		sodp_err("rdma_connect: %s", strerror(errno));
+		return ret;
+	}
+
+	ret = sodp_cm_expect(pair->lch, tmo, RDMA_CM_EVENT_CONNECT_REQUEST,
+			     &ev);
+	if (ret)
+		return ret;
+	pair->srv.id = ev.id;
+	if (!sodp_id_on_dev(dev, pair->srv.id, "server"))
+		return -ENODEV;
+	ret = sodp_end_create_qp(dev, &pair->srv);
+	if (ret)
+		return ret;
+	sodp_conn_param(dev, &cp);
+	if (rdma_accept(pair->srv.id, &cp)) {
+		ret = -errno;
+		sodp_err("rdma_accept: %s", strerror(errno));
+		return ret;
+	}
+
+	ret = sodp_cm_expect(pair->cch, tmo, RDMA_CM_EVENT_ESTABLISHED, NULL);
+	if (ret)
+		return ret;
+	ret = sodp_cm_expect(pair->lch, tmo, RDMA_CM_EVENT_ESTABLISHED, NULL);
+	if (ret)
+		return ret;
+	pair->connected = true;
+	return 0;
+}
+
+/* Ack whatever is queued on @ch until DISCONNECTED or @timeout_ms passes. */
+static void sodp_cm_drain(struct rdma_event_channel *ch, int timeout_ms)
+{
+	struct rdma_cm_event ev;
+
+	while (!sodp_cm_next(ch, timeout_ms, &ev))
+		if (ev.event == RDMA_CM_EVENT_DISCONNECTED)
+			break;
+}
+
+static void sodp_end_destroy(struct sodp_end *end)
+{
+	int ret;
+
+	if (end->id && end->id->qp)
+		rdma_destroy_qp(end->id);
+	end->qp = NULL;
+	if (end->id)
+		rdma_destroy_id(end->id);
+	end->id = NULL;
+	if (end->scq) {
+		ret = ibv_destroy_cq(end->scq);
+		if (ret)
+			sodp_err("ibv_destroy_cq: %s", strerror(ret));
+	}
+	if (end->rcq) {
+		ret = ibv_destroy_cq(end->rcq);
+		if (ret)
+			sodp_err("ibv_destroy_cq: %s", strerror(ret));
+	}
+	end->scq = NULL;
+	end->rcq = NULL;
+}
+
+/*
+ * Release everything sodp_pair_connect() created, also after a partial
+ * setup and after the QPs went to the error state. A QP error on iWARP
+ * already closed the connection, so rdma_disconnect() may fail: that is fine.
+ */
+void sodp_pair_destroy(struct sodp_pair *pair)
+{
+	int tmo = pair->dev ? pair->dev->timeout_ms / 4 : 0;
+
+	if (pair->connected && pair->cli.id) {
+		rdma_disconnect(pair->cli.id);
+		sodp_cm_drain(pair->cch, tmo);
+		sodp_cm_drain(pair->lch, tmo);
+	}
+	pair->connected = false;
+	sodp_end_destroy(&pair->srv);
+	sodp_end_destroy(&pair->cli);
+	if (pair->listen_id)
+		rdma_destroy_id(pair->listen_id);
+	pair->listen_id = NULL;
+	if (pair->lch)
+		rdma_destroy_event_channel(pair->lch);
+	if (pair->cch)
+		rdma_destroy_event_channel(pair->cch);
+	pair->lch = NULL;
+	pair->cch = NULL;
+	sodp_mr_dereg(&pair->sync_mr);
+	if (pair->sync_buf)
+		sodp_unmap(pair->sync_buf, sodp_page_size());
+	pair->sync_buf = NULL;
+}
+
+/**
+ * sodp_pair_sync() - make every earlier client request visible at the server
+ * @pair: a connected pair; the server RQ must hold no other RECV
+ *
+ * An RDMA WRITE completion at the requester does not mean the data has been
+ * placed at the responder: siw completes a WRITE once it is handed to TCP
+ * (iWARP WRITEs are not acknowledged). A SEND that is received after the
+ * WRITE is, by RC ordering, delivered after the WRITE's data has been placed,
+ * so the test waits for that RECV completion before looking at the memory.
+ *
+ * Return: 0 or a negative errno.
+ */
+int sodp_pair_sync(struct sodp_pair *pair)
+{
+	uint64_t *out = pair->sync_buf;
+	uint64_t *in = (uint64_t *)((char *)pair->sync_buf + 64);
+	uint32_t lkey = pair->sync_mr->lkey;
+	int tmo = pair->dev->timeout_ms;
+	struct ibv_wc wc;
+	int ret;
+
+	*in = 0;
+	*out = SODP_WRID_SYNC | ++pair->sync_seq;
+	ret = sodp_post_recv(&pair->srv, SODP_WRID_SYNC, in, sizeof(*in), lkey);
+	if (ret)
+		return ret;
+	ret = sodp_post_send(&pair->cli, SODP_WRID_SYNC, out, sizeof(*out),
+			     lkey);
+	if (ret)
+		return ret;
+
+	ret = sodp_poll_one(pair->cli.scq, &wc, tmo);
+	if (ret)
+		return ret;
+	if (wc.status != IBV_WC_SUCCESS || wc.wr_id != SODP_WRID_SYNC) {
+		sodp_err("sync SEND: wr_id %#llx status %s",
+			 (unsigned long long)wc.wr_id,
+			 ibv_wc_status_str(wc.status));
+		return -EIO;
+	}
+	ret = sodp_poll_one(pair->srv.rcq, &wc, tmo);
+	if (ret)
+		return ret;
+	if (wc.status != IBV_WC_SUCCESS || wc.wr_id != SODP_WRID_SYNC ||
+	    wc.opcode != IBV_WC_RECV || wc.byte_len != sizeof(*in) ||
+	    *in != *out) {
+		sodp_err("sync RECV: wr_id %#llx status %s opcode %d len %u",
+			 (unsigned long long)wc.wr_id,
+			 ibv_wc_status_str(wc.status), wc.opcode, wc.byte_len);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * ibv_reg_mr() that leaves errno as the kernel (or the provider) set it and
+ * prints nothing: callers check for expected failures.
+ */
+struct ibv_mr *sodp_mr_reg(struct sodp_dev *dev, void *addr, size_t len,
+			   int access)
+{
+	struct ibv_mr *mr;
+
+	errno = 0;
+	mr = ibv_reg_mr(dev->pd, addr, len, access);
+	if (!mr && !errno)
+		errno = EIO;
+	return mr;
+}
+
+/* Deregister *@mr if set and clear it. */
+int sodp_mr_dereg(struct ibv_mr **mr)
+{
+	int ret;
+
+	if (!*mr)
+		return 0;
+	ret = ibv_dereg_mr(*mr);
+	*mr = NULL;
+	if (ret) {
+		sodp_err("ibv_dereg_mr: %s", strerror(ret));
+		return -ret;
+	}
+	return 0;
+}
+
+/* Providers return a positive (librxe) or negative (libsiw) errno. */
+static int sodp_post_ret(const char *what, int ret)
+{
+	if (!ret)
+		return 0;
+	if (ret > 0)
+		ret = -ret;
+	sodp_err("%s: %s", what, strerror(-ret));
+	return ret;
+}
+
+int sodp_post_recv(struct sodp_end *end, uint64_t wr_id, void *addr,
+		   uint32_t len, uint32_t lkey)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)addr,
+		.length = len,
+		.lkey = lkey,
+	};
+	struct ibv_recv_wr wr = {
+		.wr_id = wr_id,
+		.sg_list = &sge,
+		.num_sge = 1,
+	};
+	struct ibv_recv_wr *bad = NULL;
+
+	return sodp_post_ret("ibv_post_recv",
+			     ibv_post_recv(end->qp, &wr, &bad));
+}
+
+/* A signaled SEND of [addr, addr + len). */
+int sodp_post_send(struct sodp_end *end, uint64_t wr_id, const void *addr,
+		   uint32_t len, uint32_t lkey)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)addr,
+		.length = len,
+		.lkey = lkey,
+	};
+	struct ibv_send_wr wr = {
+		.wr_id = wr_id,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = IBV_WR_SEND,
+		.send_flags = IBV_SEND_SIGNALED,
+	};
+	struct ibv_send_wr *bad = NULL;
+
+	return sodp_post_ret("ibv_post_send(SEND)",
+			     ibv_post_send(end->qp, &wr, &bad));
+}
+
+/*
+ * A signaled RDMA WRITE, WRITE_WITH_IMM (@imm in network order) or READ
+ * between local [addr, addr + len) and remote [raddr, raddr + len).
+ */
+int sodp_post_rdma(struct sodp_end *end, enum ibv_wr_opcode opcode,
+		   uint64_t wr_id, void *addr, uint32_t len, uint32_t lkey,
+		   uint64_t raddr, uint32_t rkey, __be32 imm)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)addr,
+		.length = len,
+		.lkey = lkey,
+	};
+	struct ibv_send_wr wr = {
+		.wr_id = wr_id,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = opcode,
+		.send_flags = IBV_SEND_SIGNALED,
+		.imm_data = imm,
+		.wr.rdma = {
+			.remote_addr = raddr,
+			.rkey = rkey,
+		},
+	};
+	struct ibv_send_wr *bad = NULL;
+
+	return sodp_post_ret("ibv_post_send(RDMA)",
+			     ibv_post_send(end->qp, &wr, &bad));
+}
+
+/* A signaled 8-byte FETCH_ADD or CMP_SWP; the old value lands in *@result. */
+int sodp_post_atomic(struct sodp_end *end, enum ibv_wr_opcode opcode,
+		     uint64_t wr_id, uint64_t *result, uint32_t lkey,
+		     uint64_t raddr, uint32_t rkey, uint64_t compare_add,
+		     uint64_t swap)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)result,
+		.length = sizeof(*result),
+		.lkey = lkey,
+	};
+	struct ibv_send_wr wr = {
+		.wr_id = wr_id,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = opcode,
+		.send_flags = IBV_SEND_SIGNALED,
+		.wr.atomic = {
+			.remote_addr = raddr,
+			.compare_add = compare_add,
+			.swap = swap,
+			.rkey = rkey,
+		},
+	};
+	struct ibv_send_wr *bad = NULL;
+
+	return sodp_post_ret("ibv_post_send(ATOMIC)",
+			     ibv_post_send(end->qp, &wr, &bad));
+}
+
+/**
+ * sodp_poll_one() - wait for one completion on @cq
+ * @cq: the CQ
+ * @wc: the completion, whatever its status
+ * @timeout_ms: deadline
+ *
+ * Busy-polls for a while, then sleeps 50us between polls so that the
+ * driver's kthreads and work items get the CPU on a slow (TCG) guest.
+ *
+ * Return: 0, -ETIMEDOUT, or -EIO if polling itself failed.
+ */
+int sodp_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms)
+{
+	uint64_t deadline = sodp_now_ms() + timeout_ms;
+	const struct timespec pause = { .tv_nsec = 50 * 1000 };
+	unsigned int spins = 0;
+	int n;
+
+	for (;;) {
+		n = ibv_poll_cq(cq, 1, wc);
+		if (n < 0) {
+			sodp_err("ibv_poll_cq: %d", n);
+			return -EIO;
+		}
+		if (n == 1)
+			return 0;
+		if (sodp_now_ms() > deadline) {
+			sodp_err("no completion within %d ms", timeout_ms);
+			return -ETIMEDOUT;
+		}
+		if (++spins > 100)
+			nanosleep(&pause, NULL);
+	}
+}
+
+long sodp_page_size(void)
+{
+	return sysconf(_SC_PAGESIZE);
+}
+
+/* A private anonymous mapping, or NULL. */
+void *sodp_map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		sodp_err("mmap(%zu): %s", len, strerror(errno));
+		return NULL;
+	}
+	return p;
+}
+
+void sodp_unmap(void *addr, size_t len)
+{
+	if (addr && munmap(addr, len))
+		sodp_err("munmap: %s", strerror(errno));
+}
+
+/* FNV-1a of @name: a per-test seed that stays the same from run to run. */
+uint64_t sodp_seed(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (*name) {
+		h ^= (uint8_t)*name++;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* splitmix64 finaliser */
+static uint64_t sodp_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t sodp_block(uint64_t seed, uint64_t blk)
+{
+	return sodp_mix(seed ^ sodp_mix(blk));
+}
+
+/*
+ * The pattern is a function of (seed, pos), pos being the byte's index in
+ * the stream, so any slice of it can be generated or checked on its own.
+ */
+uint8_t sodp_pattern_byte(uint64_t seed, size_t pos)
+{
+	return sodp_block(seed, pos / 8) >> (pos % 8 * 8);
+}
+
+void sodp_pattern_fill(void *buf, size_t len, uint64_t seed, size_t pos)
+{
+	uint8_t *p = buf;
+	unsigned int b;
+	uint64_t v;
+	size_t i = 0;
+
+	while (i < len) {
+		v = sodp_block(seed, (pos + i) / 8);
+		for (b = (pos + i) % 8; b < 8 && i < len; b++, i++)
+			p[i] = v >> (b * 8);
+	}
+}
+
+/* Return: -1 if @buf holds the pattern slice, else the first bad offset. */
+ssize_t sodp_pattern_check(const void *buf, size_t len, uint64_t seed,
+			   size_t pos)
+{
+	const uint8_t *p = buf;
+	unsigned int b;
+	uint64_t v;
+	size_t i = 0;
+
+	while (i < len) {
+		v = sodp_block(seed, (pos + i) / 8);
+		for (b = (pos + i) % 8; b < 8 && i < len; b++, i++)
+			if (p[i] != (uint8_t)(v >> (b * 8)))
+				return i;
+	}
+	return -1;
+}
+
+/* Return: -1 if every byte of @buf is @val, else the first other offset. */
+ssize_t sodp_byte_check(const void *buf, size_t len, uint8_t val)
+{
+	const uint8_t *p = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != val)
+			return i;
+	return -1;
+}
+
+/*
+ * The sodp policy for plain (non-ODP) MRs. The parameter shows either the
+ * bare value or, enum-style, all values with the active one in brackets.
+ */
+enum sodp_pin_mode sodp_pin_mode(void)
+{
+	static const char * const names[] = {
+		[SODP_PIN_PIN] = "pin",
+		[SODP_PIN_AUTO] = "auto",
+		[SODP_PIN_ALL] = "all",
+	};
+	char buf[128], *val = buf, *end;
+	unsigned int i;
+	int ret;
+
+	ret = sodp_read_line(SODP_PIN_MODE_PATH, buf, sizeof(buf));
+	if (ret == -ENOENT)
+		return SODP_PIN_ABSENT;
+	if (ret)
+		return SODP_PIN_UNKNOWN;
+	if (strchr(buf, '[')) {
+		val = strchr(buf, '[') + 1;
+		end = strchr(val, ']');
+		if (!end)
+			return SODP_PIN_UNKNOWN;
+		*end = '\0';
+	}
+	val += strspn(val, " \t");
+	val[strcspn(val, " \t")] = '\0';
+	for (i = SODP_PIN_PIN; i <= SODP_PIN_ALL; i++)
+		if (!strcmp(val, names[i]))
+			return i;
+	return SODP_PIN_UNKNOWN;
+}
+
+const char *sodp_pin_mode_str(enum sodp_pin_mode mode)
+{
+	switch (mode) {
+	case SODP_PIN_ABSENT:
+		return "absent";
+	case SODP_PIN_PIN:
+		return "pin";
+	case SODP_PIN_AUTO:
+		return "auto";
+	case SODP_PIN_ALL:
+		return "all";
+	default:
+		return "unknown";
+	}
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared helpers for the sodp selftests: open the soft-RDMA device under test
+ * (SODP_DEVICE), connect an RC QP pair to itself through librdmacm, post work
+ * requests, poll completions with a deadline and fill/verify buffers with a
+ * deterministic pattern.
+ *
+ * Every helper returns 0 or a negative errno and prints a "# "-prefixed
+ * diagnostic line on failure, so that test bodies can simply
+ * ASSERT_EQ(0, helper(...)). Nothing here ever blocks without a timeout.
+ */
+#ifndef SODP_LIB_H
+#define SODP_LIB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+/* Default deadline of one wait (CQ poll, CM event); SODP_TIMEOUT_MS overrides. */
+#define SODP_TIMEOUT_MS_DEFAULT	10000
+
+/* Access flags of a plain data MR that either side may read or write. */
+#define SODP_ACCESS_RW	(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
+			 IBV_ACCESS_REMOTE_READ)
+
+/* The wr_id of the work requests sodp_pair_sync() posts. */
+#define SODP_WRID_SYNC	0x5d0b5d0b5d0b0000ull
+
+struct sodp_dev {
+	char name[IBV_SYSFS_NAME_MAX];	/* SODP_DEVICE */
+	struct ibv_context **cm_devs;	/* rdma_get_devices(), owns ctx */
+	struct ibv_context *ctx;	/* librdmacm's context for @name */
+	bool iwarp;			/* transport is iWARP (siw) */
+	struct ibv_device_attr attr;
+	struct ibv_port_attr port_attr;	/* port 1 */
+	struct ibv_pd *pd;
+	char ifname[IF_NAMESIZE];	/* netdev of port 1, "" if unknown */
+	struct sockaddr_in addr;	/* IPv4 of the device, port 0 */
+	int timeout_ms;			/* deadline of one wait */
+};
+
+/* One side of a connection; its QP is id->qp. */
+struct sodp_end {
+	struct rdma_cm_id *id;
+	struct ibv_cq *scq;		/* send completions */
+	struct ibv_cq *rcq;		/* receive completions */
+	struct ibv_qp *qp;
+};
+
+/*
+ * A connected RC QP pair on one device: @cli is the active (connecting)
+ * side and is the requester in the tests, @srv the passive (accepting) side
+ * and the responder. Both share the device's PD, so a key of an MR is valid
+ * on either side.
+ */
+struct sodp_pair {
+	struct sodp_dev *dev;
+	struct rdma_event_channel *lch;	/* listener and @srv events */
+	struct rdma_event_channel *cch;	/* @cli events */
+	struct rdma_cm_id *listen_id;
+	struct sodp_end cli;
+	struct sodp_end srv;
+	bool connected;
+	void *sync_buf;			/* one page, see sodp_pair_sync() */
+	struct ibv_mr *sync_mr;
+	uint64_t sync_seq;
+};
+
+enum sodp_pin_mode {
+	SODP_PIN_ABSENT,	/* no sodp module parameter: stock kernel */
+	SODP_PIN_PIN,
+	SODP_PIN_AUTO,
+	SODP_PIN_ALL,
+	SODP_PIN_UNKNOWN,
+};
+
+int sodp_dev_open(struct sodp_dev *dev, const char *name);
+void sodp_dev_close(struct sodp_dev *dev);
+
+int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair);
+void sodp_pair_destroy(struct sodp_pair *pair);
+int sodp_pair_sync(struct sodp_pair *pair);
+
+struct ibv_mr *sodp_mr_reg(struct sodp_dev *dev, void *addr, size_t len,
+			   int access);
+int sodp_mr_dereg(struct ibv_mr **mr);
+
+int sodp_post_recv(struct sodp_end *end, uint64_t wr_id, void *addr,
+		   uint32_t len, uint32_t lkey);
+int sodp_post_send(struct sodp_end *end, uint64_t wr_id, const void *addr,
+		   uint32_t len, uint32_t lkey);
+int sodp_post_rdma(struct sodp_end *end, enum ibv_wr_opcode opcode,
+		   uint64_t wr_id, void *addr, uint32_t len, uint32_t lkey,
+		   uint64_t raddr, uint32_t rkey, __be32 imm);
+int sodp_post_atomic(struct sodp_end *end, enum ibv_wr_opcode opcode,
+		     uint64_t wr_id, uint64_t *result, uint32_t lkey,
+		     uint64_t raddr, uint32_t rkey, uint64_t compare_add,
+		     uint64_t swap);
+int sodp_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms);
+
+void *sodp_map_anon(size_t len);
+void sodp_unmap(void *addr, size_t len);
+
+uint64_t sodp_seed(const char *name);
+uint8_t sodp_pattern_byte(uint64_t seed, size_t pos);
+void sodp_pattern_fill(void *buf, size_t len, uint64_t seed, size_t pos);
+ssize_t sodp_pattern_check(const void *buf, size_t len, uint64_t seed,
+			   size_t pos);
+ssize_t sodp_byte_check(const void *buf, size_t len, uint8_t val);
+
+enum sodp_pin_mode sodp_pin_mode(void);
+const char *sodp_pin_mode_str(enum sodp_pin_mode mode);
+long sodp_page_size(void);
+
+#endif /* SODP_LIB_H */
