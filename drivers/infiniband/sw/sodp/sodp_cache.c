@@ -26,6 +26,19 @@
  * Idle entries never become long-term pins: the age work drops entries not
  * used for cache_idle_ms, and a full cache evicts its least recently used
  * idle entry.
+ *
+ * References are dropped only while the page is known to be mapped, so
+ * put_page() is never the last put and set_page_dirty() never races with
+ * truncation:
+ *
+ *  - the invalidate callback runs before the mm unmaps the page;
+ *  - everyone else (age work, eviction, release) drops an entry under
+ *    umem->lock while it is still hashed: an invalidation of the page would
+ *    have to recall it first. A dirty entry is first held (in-flight count)
+ *    while set_page_dirty() runs without the lock, and freed afterwards only
+ *    if nobody recalled, used or dirtied it meanwhile (sodp_cache_trim()).
+ *    In atomic context only clean entries can be evicted; dirty ones are
+ *    left to the age work and the cache may grow to twice its bound.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -54,7 +67,6 @@ int sodp_cache_init(struct sodp_umem *umem)
 	if (!cache->hash)
 		return -ENOMEM;
 	INIT_LIST_HEAD(&cache->lru);
-	INIT_LIST_HEAD(&cache->release);
 	init_waitqueue_head(&umem->recall_wq);
 	INIT_DELAYED_WORK(&umem->age_work, sodp_cache_age_work);
 	return 0;
@@ -106,7 +118,10 @@ static void sodp_cent_hold_locked(struct sodp_umem *umem,
 	list_move_tail(&ent->lru, &umem->cache.lru);
 }
 
-/* Drop the reference of an entry no user can reach any more. */
+/*
+ * Drop the reference of an entry no user can reach any more, from the
+ * invalidate callback, before the mm unmaps the page.
+ */
 static void sodp_cent_free(struct sodp_cent *ent)
 {
 	/*
@@ -121,9 +136,26 @@ static void sodp_cent_free(struct sodp_cent *ent)
 	kmem_cache_free(sodp_cent_cache, ent);
 }
 
-/* Move the least recently used idle entry to @out. */
-static bool sodp_cache_evict_locked(struct sodp_umem *umem,
-				    struct list_head *out)
+/*
+ * Free an idle, clean, hashed entry. Hashed means no invalidation of the
+ * page has returned, so the page is still mapped and this put is not the
+ * last one: safe under umem->lock, in any context.
+ */
+static void sodp_cent_free_locked(struct sodp_umem *umem,
+				  struct sodp_cent *ent)
+{
+	lockdep_assert_held(&umem->lock);
+
+	sodp_cent_unhash_locked(umem, ent);
+	list_del(&ent->lru);
+	/* Pairs with get_page() in sodp_cache_lease(). */
+	put_page(ent->page);
+	atomic64_dec(&sodp_pages_held);
+	kmem_cache_free(sodp_cent_cache, ent);
+}
+
+/* Free the least recently used idle clean entry, if there is one. */
+static bool sodp_cache_evict_locked(struct sodp_umem *umem)
 {
 	struct sodp_cent *ent;
 
@@ -131,10 +163,9 @@ static bool sodp_cache_evict_locked(struct sodp_umem *umem,
 
 	list_for_each_entry(ent, &umem->cache.lru, lru) {
 		/* Raised only under umem->lock: an idle entry stays idle. */
-		if (atomic_read(&ent->inflight))
+		if (atomic_read(&ent->inflight) || ent->dirty)
 			continue;
-		sodp_cent_unhash_locked(umem, ent);
-		list_move_tail(&ent->lru, out);
+		sodp_cent_free_locked(umem, ent);
 		return true;
 	}
 	return false;
@@ -145,26 +176,26 @@ static bool sodp_cache_evict_locked(struct sodp_umem *umem,
  * @umem: the umem
  * @pgidx: absolute page number
  * @write: the caller will write to the page
- * @atomic: atomic context: no sleeping allocation, defer page releases
+ * @atomic: atomic context: no sleeping allocation, no trimming
  * @entp: the leased entry, to pass to sodp_cache_unlease()
  *
  * A cache hit raises the in-flight count of the entry. A miss whose mirror
  * entry is valid with the needed permission takes a page reference and
- * inserts a new entry, evicting the least recently used idle one if the
- * cache is full (if all are in flight, the cache grows past its bound
- * until they are released).
+ * inserts a new entry, evicting the least recently used idle clean one if
+ * the cache is full. If there is none, the cache is trimmed after the
+ * insertion (sleepable) or by the age work (@atomic; then the cache does not
+ * grow beyond twice its bound: -EAGAIN).
  *
  * Context: process context, or softirq with @atomic. Takes umem->lock.
  * Return: 0 on a cache hit, 1 when the lease was filled from the mirror
  * table, -ENOENT when the page must be faulted first, -EAGAIN (@atomic)
- * or -ENOMEM when no entry could be allocated.
+ * or -ENOMEM when no entry could be allocated or the cache is full.
  */
 int sodp_cache_lease(struct sodp_umem *umem, unsigned long pgidx,
 		     bool write, bool atomic, struct sodp_cent **entp)
 {
 	struct sodp_cent *ent, *spare = NULL;
-	struct list_head *evict_to;
-	LIST_HEAD(evicted);
+	bool trim = false;
 	unsigned long hpfn;
 	int ret;
 
@@ -210,13 +241,18 @@ int sodp_cache_lease(struct sodp_umem *umem, unsigned long pgidx,
 	}
 
 	/* Still under umem->lock: insert the spare entry. */
+	if (umem->cache.count >= umem->cache.max &&
+	    !sodp_cache_evict_locked(umem)) {
+		/* Only dirty or busy entries: trim them without the lock. */
+		if (atomic && umem->cache.count >= 2 * umem->cache.max) {
+			mod_delayed_work(sodp_wq, &umem->age_work, 0);
+			ret = -EAGAIN;
+			goto out_unlock;
+		}
+		trim = true;
+	}
 	ent = spare;
 	spare = NULL;
-	/* In atomic context the age work drops the evicted reference. */
-	evict_to = atomic ? &umem->cache.release : &evicted;
-	if (umem->cache.count >= umem->cache.max &&
-	    sodp_cache_evict_locked(umem, evict_to) && atomic)
-		mod_delayed_work(sodp_wq, &umem->age_work, 0);
 
 	ent->page = hmm_pfn_to_page(hpfn);
 	ent->pgidx = pgidx;
@@ -243,12 +279,14 @@ out_unlock:
 	spin_unlock_bh(&umem->lock);
 	if (spare)
 		kmem_cache_free(sodp_cent_cache, spare);
-	if (ret == 1) {
+	if (trim && atomic)
+		mod_delayed_work(sodp_wq, &umem->age_work, 0);
+	else if (trim)
+		sodp_cache_trim(umem, false);
+	if (ret == 1)
 		/* A no-op while the work is pending. */
 		queue_delayed_work(sodp_wq, &umem->age_work,
 				   sodp_param_idle_jiffies());
-		sodp_cache_release_list(umem, &evicted);
-	}
 	return ret;
 }
 
@@ -347,9 +385,9 @@ bool sodp_cache_busy_locked(struct sodp_umem *umem, unsigned long first,
  * @end: end page number (exclusive)
  * @out: list receiving the recalled entries
  *
- * Marks the entries recalled and unhashes them. Entries evicted in atomic
- * context and not yet released are moved to @out as well. The caller must
- * pass @out to sodp_cache_release_list() after dropping umem->lock.
+ * Marks the entries recalled and unhashes them. The caller must pass @out
+ * to sodp_cache_release_list() after dropping umem->lock, before the pages
+ * may be unmapped (that is, from the invalidate callback).
  *
  * Context: any, holds umem->lock.
  * Return: number of entries of the range recalled.
@@ -358,10 +396,7 @@ unsigned int sodp_cache_recall_locked(struct sodp_umem *umem,
 				      unsigned long first, unsigned long end,
 				      struct list_head *out)
 {
-	unsigned int n = sodp_cache_scan_locked(umem, first, end, out);
-
-	list_splice_tail_init(&umem->cache.release, out);
-	return n;
+	return sodp_cache_scan_locked(umem, first, end, out);
 }
 
 /**
@@ -371,9 +406,11 @@ unsigned int sodp_cache_recall_locked(struct sodp_umem *umem,
  *
  * Waits for the in-flight copies of each entry, marks the page dirty if it
  * was leased for writing, drops the page reference and frees the entry.
- * Waits only for copies of these pages: never for a fault or a peer.
+ * Waits only for copies of these pages (and sodp_cache_trim() holding one
+ * while it dirties the page): never for a fault or a peer.
  *
- * Context: process context; may sleep only if an entry is in flight.
+ * Context: process context, the pages still mapped (invalidate callback);
+ * may sleep only if an entry is in flight.
  * Return: number of entries that had to be waited for.
  */
 unsigned int sodp_cache_release_list(struct sodp_umem *umem,
@@ -395,12 +432,99 @@ unsigned int sodp_cache_release_list(struct sodp_umem *umem,
 	return nwaited;
 }
 
+#define SODP_TRIM_BATCH	32
+
+/*
+ * One round of sodp_cache_trim(): free the clean victims under the lock,
+ * hold up to SODP_TRIM_BATCH dirty ones. Returns true if there are more.
+ */
+static bool sodp_cache_trim_pick_locked(struct sodp_umem *umem, bool all,
+					struct sodp_cent **batch,
+					unsigned int *nbatch)
+{
+	unsigned long idle = sodp_param_idle_jiffies();
+	unsigned long now = jiffies;
+	struct sodp_cent *ent, *tmp;
+	unsigned int excess;
+
+	lockdep_assert_held(&umem->lock);
+
+	excess = umem->cache.count > umem->cache.max ?
+		 umem->cache.count - umem->cache.max : 0;
+	*nbatch = 0;
+	list_for_each_entry_safe(ent, tmp, &umem->cache.lru, lru) {
+		/* The LRU list is ordered by last use. */
+		if (!all && !excess && time_before(now, ent->last_use + idle))
+			return false;
+		if (atomic_read(&ent->inflight))
+			continue;
+		if (excess)
+			excess--;
+		if (!ent->dirty) {
+			sodp_cent_free_locked(umem, ent);
+			continue;
+		}
+		if (*nbatch == SODP_TRIM_BATCH)
+			return true;
+		/* Hold it hashed, so an invalidation waits for the dirtying. */
+		atomic_inc(&ent->inflight);
+		ent->dirty = false;
+		batch[(*nbatch)++] = ent;
+	}
+	return false;
+}
+
+/**
+ * sodp_cache_trim() - drop idle entries and bring the cache to its bound
+ * @umem: the umem
+ * @all: drop every idle entry, not only those unused for cache_idle_ms or
+ *	in excess of the bound
+ *
+ * Dirty entries are held while set_page_dirty() runs without the lock and
+ * freed afterwards unless they were recalled (the invalidation frees them),
+ * leased or dirtied again (kept) meanwhile.
+ *
+ * Context: process context, no sodp lock held.
+ */
+void sodp_cache_trim(struct sodp_umem *umem, bool all)
+{
+	struct sodp_cent *batch[SODP_TRIM_BATCH];
+	unsigned int i, n;
+	bool more;
+
+	do {
+		spin_lock_bh(&umem->lock);
+		more = sodp_cache_trim_pick_locked(umem, all, batch, &n);
+		spin_unlock_bh(&umem->lock);
+		if (!n)
+			break;
+
+		/* Held and hashed: the page is still mapped. */
+		for (i = 0; i < n; i++)
+			set_page_dirty(batch[i]->page);
+
+		spin_lock_bh(&umem->lock);
+		for (i = 0; i < n; i++) {
+			struct sodp_cent *ent = batch[i];
+
+			if (ent->recalled || ent->dirty ||
+			    atomic_read(&ent->inflight) > 1)
+				/* Recalled: the invalidation frees it. */
+				sodp_cache_unlease(umem, ent);
+			else
+				sodp_cent_free_locked(umem, ent);
+		}
+		spin_unlock_bh(&umem->lock);
+		cond_resched();
+	} while (more);
+}
+
 /**
  * sodp_cache_age_work() - drop idle cache entries
  * @work: umem->age_work
  *
- * Drops the entries not used for cache_idle_ms and those evicted in atomic
- * context, then runs again after half the idle time while the cache is not
+ * Drops the entries not used for cache_idle_ms and those in excess of the
+ * bound, then runs again after half the idle time while the cache is not
  * empty. An idle entry is thus dropped at most 1.5 * cache_idle_ms (plus
  * workqueue latency) after its last use.
  *
@@ -410,36 +534,24 @@ void sodp_cache_age_work(struct work_struct *work)
 {
 	struct sodp_umem *umem = container_of(to_delayed_work(work),
 					      struct sodp_umem, age_work);
-	unsigned long idle = sodp_param_idle_jiffies();
-	unsigned long now = jiffies;
-	struct sodp_cent *ent, *tmp;
-	LIST_HEAD(old);
-	bool rearm;
+	unsigned int count;
+
+	sodp_cache_trim(umem, false);
 
 	spin_lock_bh(&umem->lock);
-	list_splice_init(&umem->cache.release, &old);
-	/* The LRU list is ordered by last use: stop at the first recent one. */
-	list_for_each_entry_safe(ent, tmp, &umem->cache.lru, lru) {
-		if (time_before(now, ent->last_use + idle))
-			break;
-		if (atomic_read(&ent->inflight))
-			continue;
-		sodp_cent_unhash_locked(umem, ent);
-		list_move_tail(&ent->lru, &old);
-	}
-	rearm = umem->cache.count;
+	count = umem->cache.count;
 	spin_unlock_bh(&umem->lock);
-
-	sodp_cache_release_list(umem, &old);
-	if (rearm)
-		queue_delayed_work(sodp_wq, &umem->age_work, idle / 2 + 1);
+	if (count)
+		queue_delayed_work(sodp_wq, &umem->age_work,
+				   sodp_param_idle_jiffies() / 2 + 1);
 }
 
 /**
  * sodp_cache_destroy() - drop every cached page of a dying umem
  * @umem: the umem; its notifiers are removed and its works cancelled
  *
- * Waits for copies still in flight.
+ * sodp_umem_release() trims the cache while the notifiers still run, so
+ * only entries a buggy caller still had in flight are left. Waits for them.
  *
  * Context: process context. May sleep.
  */

@@ -80,16 +80,16 @@ static void sodp_child_free_locked(struct sodp_umem *umem, unsigned long ci,
 {
 	lockdep_assert_held(&umem->fault_mutex);
 
-	xa_erase(&umem->children, ci);
-	/* Sleeps until no callback of the child runs any more. */
-	mmu_interval_notifier_remove(&child->mni);
 	/*
 	 * No fault ran since the child was found unmapped (they hold
-	 * fault_mutex), but drop whatever is left of its range anyway: no
-	 * notifier covers it from now on.
+	 * fault_mutex), so its range is empty; drop whatever might be left
+	 * anyway while the notifier still covers it.
 	 */
 	sodp_umem_drop_range(umem, child->start >> PAGE_SHIFT,
 			     child->end >> PAGE_SHIFT);
+	xa_erase(&umem->children, ci);
+	/* Sleeps until no callback of the child runs any more. */
+	mmu_interval_notifier_remove(&child->mni);
 	sodp_table_free_chunk(umem, ci);
 	kfree(child);
 }

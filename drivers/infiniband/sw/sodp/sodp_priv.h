@@ -74,7 +74,7 @@ struct sodp_mirror {
 /**
  * struct sodp_cent - one entry of the pinned fast-path cache (a lease)
  * @hnode: in umem->cache.hash while usable by new users
- * @lru: in umem->cache.lru (oldest use first), or on a release list
+ * @lru: in umem->cache.lru (oldest use first), or on a recall list
  * @page: the page, referenced by get_page() while the entry exists
  * @pgidx: absolute page number (va >> PAGE_SHIFT)
  * @last_use: jiffies of the last lease
@@ -103,15 +103,14 @@ struct sodp_cent {
  * @hash: buckets of hashed entries, by pgidx
  * @hash_bits: log2 of the number of buckets
  * @lru: hashed entries, least recently used first
- * @release: entries evicted in atomic context, released by the age work
  * @count: number of hashed entries
- * @max: bound on @count (may be exceeded only by in-flight entries)
+ * @max: bound on @count; exceeded by in-flight entries, and by dirty ones
+ *	inserted in atomic context (up to 2 * @max) until the age work runs
  */
 struct sodp_cache {
 	struct hlist_head *hash;
 	unsigned int hash_bits;
 	struct list_head lru;
-	struct list_head release;
 	unsigned int count;
 	unsigned int max;
 };
@@ -239,6 +238,7 @@ unsigned int sodp_cache_recall_locked(struct sodp_umem *umem,
 				      struct list_head *out);
 unsigned int sodp_cache_release_list(struct sodp_umem *umem,
 				     struct list_head *list);
+void sodp_cache_trim(struct sodp_umem *umem, bool all);
 void sodp_cache_age_work(struct work_struct *work);
 
 /* sodp_fault.c */

@@ -225,6 +225,8 @@ void sodp_umem_release(struct sodp_umem *umem)
 		return;
 	might_sleep();
 
+	/* While the notifiers run, see "References are dropped" in cache.c */
+	sodp_cache_trim(umem, true);
 	if (sodp_umem_is_implicit(umem))
 		sodp_implicit_destroy(umem);
 	else
