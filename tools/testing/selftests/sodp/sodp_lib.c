@@ -517,17 +517,23 @@ static void sodp_end_destroy(struct sodp_end *end)
 
 /*
  * Release everything sodp_pair_connect() created, also after a partial
- * setup and after the QPs went to the error state. A QP error on iWARP
- * already closed the connection, so rdma_disconnect() may fail: that is fine.
+ * setup and after the QPs went to the error state.
+ *
+ * The client disconnects first; the server answers its DISCONNECTED with
+ * rdma_disconnect() too, which for IB CM is what sends the DREP the client
+ * waits for (otherwise the client only gets its event when the DREQ times
+ * out). A QP error on iWARP already closed the connection, so either
+ * rdma_disconnect() may fail: that is fine, the events are queued already.
  */
 void sodp_pair_destroy(struct sodp_pair *pair)
 {
 	int tmo = pair->dev ? pair->dev->timeout_ms / 4 : 0;
 
-	if (pair->connected && pair->cli.id) {
+	if (pair->connected) {
 		rdma_disconnect(pair->cli.id);
-		sodp_cm_drain(pair->cch, tmo);
 		sodp_cm_drain(pair->lch, tmo);
+		rdma_disconnect(pair->srv.id);
+		sodp_cm_drain(pair->cch, tmo);
 	}
 	pair->connected = false;
 	sodp_end_destroy(&pair->srv);
