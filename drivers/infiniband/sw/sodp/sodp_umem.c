@@ -138,9 +138,9 @@ static int sodp_umem_insert_mirror(struct sodp_umem *umem)
  * fail with -EFAULT.
  *
  * Context: process context. May sleep.
- * Return: the umem or ERR_PTR(): -EINVAL (bad flags, empty range),
- * -ERANGE (range overflows or leaves the user address space), -EFAULT
- * (@mm has no users left), -ENOMEM.
+ * Return: the umem or ERR_PTR(): -EINVAL (bad flags, empty range, range
+ * overflowing or leaving the user address space, as ib_umem_get()),
+ * -EFAULT (@mm has no users left), -ENOMEM.
  */
 struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 				int access, unsigned int flags)
@@ -160,9 +160,10 @@ struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 	} else {
 		if (!length)
 			return ERR_PTR(-EINVAL);
+		/* -EINVAL, as ib_umem_get() for the same registration. */
 		if (check_add_overflow(start, length, &end) ||
 		    end > mm->task_size)
-			return ERR_PTR(-ERANGE);
+			return ERR_PTR(-EINVAL);
 	}
 
 	umem = kzalloc(sizeof(*umem), GFP_KERNEL);
