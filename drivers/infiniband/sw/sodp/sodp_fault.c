@@ -140,7 +140,10 @@ int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write)
 	if (!req.pfns)
 		return -ENOMEM;
 
-	/* The mm may be exiting: then there is nothing left to fault. */
+	/*
+	 * The mm may be exiting: then there is nothing left to fault.
+	 * Pairs with mmput() below.
+	 */
 	if (!mmget_not_zero(umem->mm)) {
 		ret = -EFAULT;
 		goto out_free_pfns;
@@ -179,6 +182,26 @@ out_unlock:
 out_free_pfns:
 	kfree(req.pfns);
 	return ret;
+}
+
+/*
+ * SODP_PREFETCH_NO_FAULT: skip to the first mapped page at or after @pgidx,
+ * so a sparse range does not get mirror chunks or implicit children for
+ * holes. ULONG_MAX when nothing is mapped above.
+ */
+static unsigned long sodp_prefetch_skip_hole(struct mm_struct *mm,
+					     unsigned long pgidx)
+{
+	struct vm_area_struct *vma;
+
+	mmap_read_lock(mm);
+	vma = find_vma(mm, pgidx << PAGE_SHIFT);
+	if (!vma)
+		pgidx = ULONG_MAX;
+	else
+		pgidx = max(pgidx, vma->vm_start >> PAGE_SHIFT);
+	mmap_read_unlock(mm);
+	return pgidx;
 }
 
 /**
@@ -229,6 +252,7 @@ int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
 				 GFP_KERNEL);
 	if (!req.pfns)
 		return -ENOMEM;
+	/* Pairs with mmput() below. */
 	if (!mmget_not_zero(umem->mm)) {
 		ret = -EFAULT;
 		goto out_free_pfns;
@@ -237,6 +261,12 @@ int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
 	last = (end - 1) >> PAGE_SHIFT;
 	for (pgidx = va >> PAGE_SHIFT; pgidx <= last; pgidx = req.end) {
 		struct sodp_mirror *mirror;
+
+		if (!req.hmm_flags) {
+			pgidx = sodp_prefetch_skip_hole(umem->mm, pgidx);
+			if (pgidx > last)
+				break;
+		}
 
 		mutex_lock(&umem->fault_mutex);
 		mirror = sodp_mirror_get_locked(umem, pgidx);

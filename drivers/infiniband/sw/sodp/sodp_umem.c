@@ -111,7 +111,10 @@ static int sodp_umem_insert_mirror(struct sodp_umem *umem)
 	mirror->start = umem->va_start & PAGE_MASK;
 	mirror->end = PAGE_ALIGN(umem->va_end);
 
-	/* Registering the first notifier of an mm needs a live mm. */
+	/*
+	 * Registering the first notifier of an mm needs a live mm. Pairs
+	 * with mmput() below; the notifier itself holds an mmgrab().
+	 */
 	if (!mmget_not_zero(umem->mm))
 		return -EFAULT;
 	ret = mmu_interval_notifier_insert(&mirror->mni, umem->mm,
