@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rxe memory regions served by sodp instead of pinned pages.
+ *
+ * An MR registered with IB_ACCESS_ON_DEMAND (or any user MR when the sodp
+ * pin_mode says so) holds a sodp umem instead of an ib_umem. Every data
+ * access of such an MR (rxe_mr_copy(), the atomics, FLUSH) is translated
+ * here into a sodp access at the user virtual address behind the iova.
+ * All of them run in rxe's work queue, so they may sleep and fault.
+ */
+
+#include <linux/libnvdimm.h>
+#include <linux/sched/mm.h>
+#include <rdma/ib_verbs.h>
+#include <rdma/sodp.h>
+
+#include "rxe.h"
+#include "rxe_loc.h"
+#include "rxe_sodp.h"
+
+/*
+ * A range that keeps being invalidated while we fault it makes sodp return
+ * -EBUSY; that is the mm at work, not an error of the peer, so try again a
+ * few times before failing the access.
+ */
+#define RXE_SODP_BUSY_RETRIES	8
+
+/* The access flags that need the pages mapped writable. */
+#define RXE_SODP_WRITE_ACCESS	(IB_ACCESS_LOCAL_WRITE | \
+				 IB_ACCESS_REMOTE_WRITE | \
+				 IB_ACCESS_REMOTE_ATOMIC)
+
+static u64 rxe_sodp_va(struct rxe_mr *mr, u64 iova)
+{
+	/* mr_check_range() has bounded iova - mr->ibmr.iova by the length. */
+	return sodp_umem_start(mr->sodp) + (iova - mr->ibmr.iova);
+}
+
+static bool rxe_sodp_implicit(u64 start, u64 length)
+{
+	return start == 0 && length == U64_MAX;
+}
+
+/**
+ * rxe_sodp_wants_mr() - should a user MR be served by sodp from the start?
+ * @rxe: the device
+ * @access: IB access flags of the registration
+ *
+ * Context: process context.
+ * Return: true for ODP registrations and, with sodp.pin_mode=all, for every
+ * user MR.
+ */
+bool rxe_sodp_wants_mr(struct rxe_dev *rxe, int access)
+{
+	return (access & IB_ACCESS_ON_DEMAND) ||
+	       sodp_pin_mode() == SODP_PIN_MODE_ALL;
+}
+
+/**
+ * rxe_sodp_may_fallback() - may a plain MR that could not be pinned use sodp?
+ * @err: the errno ib_umem_get() returned
+ *
+ * With sodp.pin_mode=auto, memory that long-term pinning refuses (FS-DAX
+ * files: -EOPNOTSUPP, writable shared file mappings: -EFAULT) is served by
+ * sodp instead; rxe_sodp_mr_init_user() still fails with -EFAULT if the
+ * range is not mapped with the needed permission.
+ *
+ * Context: process context.
+ * Return: true if the registration should be retried through sodp.
+ */
+bool rxe_sodp_may_fallback(int err)
+{
+	return sodp_pin_mode() == SODP_PIN_MODE_AUTO &&
+	       (err == -EOPNOTSUPP || err == -EFAULT);
+}
+
+/**
+ * rxe_sodp_mr_init_user() - set up a user MR over a sodp umem
+ * @rxe: the device
+ * @start: user virtual address of the region
+ * @length: length of the region (start 0 and length U64_MAX: implicit ODP)
+ * @access: IB access flags
+ * @mr: the MR, initialised by rxe_mr_init()
+ *
+ * Nothing is pinned and nothing is charged to RLIMIT_MEMLOCK. An ODP MR is
+ * mirrored lazily. A plain MR served by sodp (pin_mode auto/all) is faulted
+ * in completely now, like pinning would, so that registering memory that
+ * is not mapped still fails with -EFAULT; its pages are not held after.
+ *
+ * Context: process context, current->mm is the owner of the region.
+ * Return: 0 or a negative errno (-EINVAL, -EFAULT, -ENOMEM, ...).
+ */
+int rxe_sodp_mr_init_user(struct rxe_dev *rxe, u64 start, u64 length,
+			  int access, struct rxe_mr *mr)
+{
+	unsigned int flags = 0;
+	struct sodp_umem *umem;
+	int err;
+
+	if (rxe_sodp_implicit(start, length)) {
+		if (!(access & IB_ACCESS_ON_DEMAND))
+			return -EINVAL;
+		flags |= SODP_UMEM_IMPLICIT;
+	}
+
+	umem = sodp_umem_get(current->mm, start, length, access, flags);
+	if (IS_ERR(umem)) {
+		rxe_dbg_mr(mr, "sodp_umem_get failed, err = %ld\n",
+			   PTR_ERR(umem));
+		return PTR_ERR(umem);
+	}
+	mr->sodp = umem;
+
+	if (!(access & IB_ACCESS_ON_DEMAND)) {
+		unsigned int pf = 0;
+
+		if (access & RXE_SODP_WRITE_ACCESS)
+			pf |= SODP_PREFETCH_WRITE;
+		err = sodp_umem_prefetch(umem, start, length, pf);
+		if (err)
+			goto out_release;
+	}
+
+	mr->ibmr.type = IB_MR_TYPE_USER;
+	mr->state = RXE_MR_STATE_VALID;
+	return 0;
+
+out_release:
+	mr->sodp = NULL;
+	sodp_umem_release(umem);
+	return err;
+}
+
+/**
+ * rxe_sodp_mr_cleanup() - drop the sodp umem of an MR
+ * @mr: the MR being destroyed
+ *
+ * Waits for in-flight accesses, removes the mirror's notifiers and drops
+ * every page reference (invariant 7).
+ *
+ * Context: process or work queue context, may sleep.
+ */
+void rxe_sodp_mr_cleanup(struct rxe_mr *mr)
+{
+	sodp_umem_release(mr->sodp);
+	mr->sodp = NULL;
+}
+
+/**
+ * rxe_sodp_check_rereg() - may a sodp MR change its access flags?
+ * @mr: the MR
+ * @flags: IB_MR_REREG_* flags of the request
+ * @access: the new access flags
+ *
+ * The umem mirrors with the permissions given at registration: an MR
+ * cannot gain write access it was not registered with, nor move between
+ * on-demand and no-pin registration, without a new translation.
+ *
+ * Context: process context.
+ * Return: 0, -EACCES for new write access, -EOPNOTSUPP for a change of
+ * IB_ACCESS_ON_DEMAND.
+ */
+int rxe_sodp_check_rereg(struct rxe_mr *mr, int flags, int access)
+{
+	if (!(flags & IB_MR_REREG_ACCESS))
+		return 0;
+	if ((access ^ mr->access) & IB_ACCESS_ON_DEMAND)
+		return -EOPNOTSUPP;
+	if ((access & RXE_SODP_WRITE_ACCESS) &&
+	    !(mr->access & RXE_SODP_WRITE_ACCESS))
+		return -EACCES;
+	return 0;
+}
+
+/**
+ * rxe_sodp_mr_copy() - copy between a kernel buffer and a sodp MR
+ * @mr: the MR, already range-checked by the caller
+ * @iova: first byte in the MR's iova space
+ * @addr: kernel buffer
+ * @length: bytes to copy
+ * @dir: RXE_TO_MR_OBJ writes the MR, RXE_FROM_MR_OBJ reads it
+ *
+ * Context: sleepable (rxe's work queue); may fault pages in.
+ * Return: 0, or -EFAULT when the pages cannot be had with the needed
+ * permission (the caller turns it into an access error), or another
+ * negative errno.
+ */
+int rxe_sodp_mr_copy(struct rxe_mr *mr, u64 iova, void *addr,
+		     unsigned int length, enum rxe_mr_copy_dir dir)
+{
+	u64 va = rxe_sodp_va(mr, iova);
+	int tries = 0;
+	int err;
+
+	do {
+		if (dir == RXE_TO_MR_OBJ)
+			err = sodp_umem_copy_to(mr->sodp, va, addr, length, 0);
+		else
+			err = sodp_umem_copy_from(mr->sodp, va, addr, length,
+						  0);
+	} while (err == -EBUSY && ++tries < RXE_SODP_BUSY_RETRIES);
+
+	if (err)
+		rxe_dbg_mr(mr, "sodp copy of %u bytes at %#llx failed, err = %d\n",
+			   length, va, err);
+	return err;
+}
+
+/* Lease the aligned u64 at iova for writing; returns a resp_states value. */
+static int rxe_sodp_lease_u64(struct rxe_mr *mr, u64 iova,
+			      struct sodp_access *acc, u64 **p)
+{
+	u64 va;
+	void *kaddr;
+	int tries = 0;
+	int err;
+
+	if (mr_check_range(mr, iova, sizeof(u64)))
+		return RESPST_ERR_RKEY_VIOLATION;
+
+	va = rxe_sodp_va(mr, iova);
+	if (va & (sizeof(u64) - 1))
+		return RESPST_ERR_MISALIGNED_ATOMIC;
+
+	do {
+		err = sodp_umem_access_begin(mr->sodp, va, sizeof(u64),
+					     SODP_WRITE, acc, &kaddr);
+	} while (err == -EBUSY && ++tries < RXE_SODP_BUSY_RETRIES);
+	if (err) {
+		rxe_dbg_mr(mr, "atomic target %#llx not accessible, err = %d\n",
+			   va, err);
+		return RESPST_ERR_RKEY_VIOLATION;
+	}
+
+	*p = kaddr;
+	return 0;
+}
+
+/**
+ * rxe_sodp_mr_atomic_op() - CMP_SWAP or FETCH_ADD on a sodp MR
+ * @mr: the MR
+ * @iova: target in the MR's iova space
+ * @opcode: IB_OPCODE_RC_COMPARE_SWAP or IB_OPCODE_RC_FETCH_ADD
+ * @compare: compare value (CMP_SWAP)
+ * @swap_add: swap or add value
+ * @orig_val: returns the value before the operation
+ *
+ * The operation is a real CPU atomic on the leased page, so it is atomic
+ * against the process itself as well as against other RDMA atomics.
+ *
+ * Context: sleepable (rxe's work queue); may fault the page in.
+ * Return: 0 or a resp_states error (RESPST_ERR_RKEY_VIOLATION,
+ * RESPST_ERR_MISALIGNED_ATOMIC), like rxe_mr_do_atomic_op().
+ */
+int rxe_sodp_mr_atomic_op(struct rxe_mr *mr, u64 iova, int opcode,
+			  u64 compare, u64 swap_add, u64 *orig_val)
+{
+	struct sodp_access acc;
+	u64 *p, old;
+	int err;
+
+	err = rxe_sodp_lease_u64(mr, iova, &acc, &p);
+	if (err)
+		return err;
+
+	if (opcode == IB_OPCODE_RC_COMPARE_SWAP) {
+		old = cmpxchg64(p, compare, swap_add);
+	} else {
+		old = READ_ONCE(*p);
+		while (!try_cmpxchg64(p, &old, old + swap_add))
+			;
+	}
+	*orig_val = old;
+
+	sodp_umem_access_end(&acc);
+	return 0;
+}
+
+/**
+ * rxe_sodp_mr_atomic_write() - ATOMIC_WRITE of 8 bytes to a sodp MR
+ * @mr: the MR
+ * @iova: target in the MR's iova space
+ * @value: the value to store
+ *
+ * Context: sleepable (rxe's work queue); may fault the page in.
+ * Return: 0 or a resp_states error, like rxe_mr_do_atomic_write().
+ */
+int rxe_sodp_mr_atomic_write(struct rxe_mr *mr, u64 iova, u64 value)
+{
+	struct sodp_access acc;
+	u64 *p;
+	int err;
+
+	err = rxe_sodp_lease_u64(mr, iova, &acc, &p);
+	if (err)
+		return err;
+
+	/* Ordered after all prior writes of this QP, see IBA A19.4.2. */
+	smp_store_release(p, value);
+
+	sodp_umem_access_end(&acc);
+	return 0;
+}
+
+/**
+ * rxe_sodp_mr_flush() - write back the CPU caches over a range of a sodp MR
+ * @mr: the MR
+ * @iova: first byte in the MR's iova space
+ * @length: bytes to flush
+ *
+ * Pages that are not resident have nothing in the CPU caches, but a FLUSH
+ * must still fail on memory the process cannot access, so the range is
+ * faulted like a read.
+ *
+ * Context: sleepable (rxe's work queue).
+ * Return: 0 or a negative errno.
+ */
+int rxe_sodp_mr_flush(struct rxe_mr *mr, u64 iova, unsigned int length)
+{
+	u64 va;
+	int err;
+
+	err = mr_check_range(mr, iova, length);
+	if (err)
+		return err;
+
+	va = rxe_sodp_va(mr, iova);
+	while (length) {
+		unsigned int bytes = min_t(unsigned int, length,
+					   PAGE_SIZE - offset_in_page(va));
+		struct sodp_access acc;
+		void *kaddr;
+
+		err = sodp_umem_access_begin(mr->sodp, va, bytes, 0, &acc,
+					     &kaddr);
+		if (err)
+			return err;
+		arch_wb_cache_pmem(kaddr, bytes);
+		sodp_umem_access_end(&acc);
+
+		va += bytes;
+		length -= bytes;
+	}
+	return 0;
+}
+
+/**
+ * rxe_sodp_init_device_param() - advertise on-demand paging
+ * @rxe: the device being set up
+ *
+ * Advertises exactly what the selftests prove: explicit and implicit ODP;
+ * on RC: SEND, RECV, WRITE, READ, ATOMIC and SRQ receive; on UD: SEND,
+ * RECV and SRQ receive.
+ *
+ * Context: device setup, process context.
+ */
+void rxe_sodp_init_device_param(struct rxe_dev *rxe)
+{
+	struct ib_odp_caps *caps = &rxe->attr.odp_caps;
+
+	rxe->attr.kernel_cap_flags |= IBK_ON_DEMAND_PAGING;
+	caps->general_caps = IB_ODP_SUPPORT | IB_ODP_SUPPORT_IMPLICIT;
+	caps->per_transport_caps.rc_odp_caps = IB_ODP_SUPPORT_SEND |
+					       IB_ODP_SUPPORT_RECV |
+					       IB_ODP_SUPPORT_WRITE |
+					       IB_ODP_SUPPORT_READ |
+					       IB_ODP_SUPPORT_ATOMIC |
+					       IB_ODP_SUPPORT_SRQ_RECV;
+	caps->per_transport_caps.ud_odp_caps = IB_ODP_SUPPORT_SEND |
+					       IB_ODP_SUPPORT_RECV |
+					       IB_ODP_SUPPORT_SRQ_RECV;
+}
+
+/* The per-MR counters, named like mlx5's where they mean the same. */
+static const struct {
+	const char *name;
+	size_t offset;
+} rxe_sodp_counters[] = {
+	{ "page_faults", offsetof(struct sodp_stats, faults) },
+	{ "pages_faulted", offsetof(struct sodp_stats, pages_faulted) },
+	{ "page_invalidations", offsetof(struct sodp_stats, invalidations) },
+	{ "pages_invalidated", offsetof(struct sodp_stats, pages_invalidated) },
+	{ "page_prefetch", offsetof(struct sodp_stats, prefetches) },
+	{ "cache_hits", offsetof(struct sodp_stats, cache_hits) },
+	{ "cache_misses", offsetof(struct sodp_stats, cache_misses) },
+	{ "cache_recalls", offsetof(struct sodp_stats, recalls) },
+	{ "deferrals", offsetof(struct sodp_stats, deferrals) },
+	{ "pages_mirrored", offsetof(struct sodp_stats, pages_mirrored) },
+	{ "pages_cached", offsetof(struct sodp_stats, pages_cached) },
+};
+
+/**
+ * rxe_sodp_fill_stat_mr_entry() - per-MR sodp counters for rdma statistic
+ * @msg: the netlink message being built
+ * @ibmr: the MR
+ *
+ * Context: process context (netlink dump).
+ * Return: 0, or -EMSGSIZE when the message is full.
+ */
+int rxe_sodp_fill_stat_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
+{
+	struct rxe_mr *mr = to_rmr(ibmr);
+	struct nlattr *table;
+	struct sodp_stats st;
+	unsigned int i;
+
+	if (!mr->sodp)
+		return 0;
+
+	sodp_umem_stats(mr->sodp, &st);
+
+	table = nla_nest_start(msg, RDMA_NLDEV_ATTR_STAT_HWCOUNTERS);
+	if (!table)
+		return -EMSGSIZE;
+	for (i = 0; i < ARRAY_SIZE(rxe_sodp_counters); i++) {
+		u64 *v = (void *)&st + rxe_sodp_counters[i].offset;
+
+		if (rdma_nl_stat_hwcounter_entry(msg, rxe_sodp_counters[i].name,
+						 *v))
+			goto out_cancel;
+	}
+	nla_nest_end(msg, table);
+	return 0;
+
+out_cancel:
+	nla_nest_cancel(msg, table);
+	return -EMSGSIZE;
+}
+
+/* Asynchronous prefetch: MR references are held until the work is done. */
+struct rxe_sodp_prefetch {
+	struct work_struct work;
+	unsigned int flags;
+	u32 num_sge;
+	struct rxe_sodp_prefetch_sge {
+		struct rxe_mr *mr;
+		u64 iova;
+		u32 length;
+	} sge[] __counted_by(num_sge);
+};
+
+/* A chunk at a time, so that a destroyed MR stops a long prefetch early. */
+#define RXE_SODP_PREFETCH_CHUNK	SZ_2M
+
+static bool rxe_sodp_mr_dying(struct rxe_mr *mr)
+{
+	struct rxe_dev *rxe = to_rdev(mr->ibmr.device);
+	struct rxe_mr *found;
+
+	/* rxe_cleanup() erases the index before it waits for references. */
+	found = rxe_pool_get_index(&rxe->mr_pool, mr->elem.index);
+	if (!found)
+		return true;
+	rxe_put(found);
+	return found != mr;
+}
+
+static int rxe_sodp_prefetch_sge(struct rxe_mr *mr, u64 iova, u32 length,
+				 unsigned int flags, bool async)
+{
+	int err;
+
+	err = mr_check_range(mr, iova, length);
+	if (err)
+		return err;
+
+	while (length) {
+		u32 bytes = min_t(u32, length, RXE_SODP_PREFETCH_CHUNK);
+
+		if (async && rxe_sodp_mr_dying(mr))
+			return 0;
+		err = sodp_umem_prefetch(mr->sodp, rxe_sodp_va(mr, iova),
+					 bytes, flags);
+		if (err)
+			return err;
+		iova += bytes;
+		length -= bytes;
+		cond_resched();
+	}
+	return 0;
+}
+
+static void rxe_sodp_prefetch_put(struct rxe_sodp_prefetch *pf)
+{
+	u32 i;
+
+	for (i = 0; i < pf->num_sge; i++)
+		if (pf->sge[i].mr)
+			rxe_put(pf->sge[i].mr);
+	kfree(pf);
+}
+
+static void rxe_sodp_prefetch_work(struct work_struct *work)
+{
+	struct rxe_sodp_prefetch *pf =
+		container_of(work, struct rxe_sodp_prefetch, work);
+	u32 i;
+
+	/* Best effort: errors of an asynchronous prefetch are not reported. */
+	for (i = 0; i < pf->num_sge; i++)
+		rxe_sodp_prefetch_sge(pf->sge[i].mr, pf->sge[i].iova,
+				      pf->sge[i].length, pf->flags, true);
+	rxe_sodp_prefetch_put(pf);
+}
+
+/**
+ * rxe_sodp_advise_mr() - ibv_advise_mr() for sodp MRs
+ * @ibpd: protection domain of the MRs
+ * @advice: PREFETCH, PREFETCH_WRITE or PREFETCH_NO_FAULT
+ * @flags: IB_UVERBS_ADVISE_MR_FLAG_FLUSH makes the call synchronous
+ * @sg_list: ranges given by lkey, address and length
+ * @num_sge: entries in @sg_list
+ * @attrs: uverbs attributes (unused)
+ *
+ * Without FLUSH the prefetch runs in a work item that holds a reference on
+ * every MR until it is done, so it never outlives them; it stops early
+ * when an MR is destroyed meanwhile.
+ *
+ * Context: process context.
+ * Return: 0; -EOPNOTSUPP for an unknown advice or flag; -EINVAL for an
+ * lkey that does not name an ODP MR of @ibpd with the needed access, or a
+ * range outside it; with FLUSH, the errno of the first failing prefetch
+ * (-EFAULT for memory that cannot be faulted); -ENOMEM.
+ */
+int rxe_sodp_advise_mr(struct ib_pd *ibpd,
+		       enum ib_uverbs_advise_mr_advice advice, u32 flags,
+		       struct ib_sge *sg_list, u32 num_sge,
+		       struct uverbs_attr_bundle *attrs)
+{
+	struct rxe_pd *pd = to_rpd(ibpd);
+	struct rxe_sodp_prefetch *pf;
+	unsigned int pflags;
+	int access = 0;
+	int err = 0;
+	u32 i;
+
+	switch (advice) {
+	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH:
+		pflags = 0;
+		break;
+	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE:
+		pflags = SODP_PREFETCH_WRITE;
+		access = IB_ACCESS_LOCAL_WRITE;
+		break;
+	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT:
+		pflags = SODP_PREFETCH_NO_FAULT;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	if (flags & ~IB_UVERBS_ADVISE_MR_FLAG_FLUSH)
+		return -EOPNOTSUPP;
+
+	pf = kzalloc(struct_size(pf, sge, num_sge), GFP_KERNEL);
+	if (!pf)
+		return -ENOMEM;
+	pf->num_sge = num_sge;
+	pf->flags = pflags;
+
+	for (i = 0; i < num_sge; i++) {
+		struct rxe_mr *mr = lookup_mr(pd, access, sg_list[i].lkey,
+					      RXE_LOOKUP_LOCAL);
+
+		if (!mr) {
+			err = -EINVAL;
+			goto out_put;
+		}
+		pf->sge[i].mr = mr;
+		pf->sge[i].iova = sg_list[i].addr;
+		pf->sge[i].length = sg_list[i].length;
+		if (!mr->sodp || !(mr->access & IB_ACCESS_ON_DEMAND) ||
+		    mr_check_range(mr, sg_list[i].addr, sg_list[i].length)) {
+			err = -EINVAL;
+			goto out_put;
+		}
+	}
+
+	if (!(flags & IB_UVERBS_ADVISE_MR_FLAG_FLUSH)) {
+		INIT_WORK(&pf->work, rxe_sodp_prefetch_work);
+		queue_work(system_unbound_wq, &pf->work);
+		return 0;
+	}
+
+	for (i = 0; i < num_sge && !err; i++)
+		err = rxe_sodp_prefetch_sge(pf->sge[i].mr, pf->sge[i].iova,
+					    pf->sge[i].length, pflags, false);
+out_put:
+	rxe_sodp_prefetch_put(pf);
+	return err;
+}
