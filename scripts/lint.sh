@@ -39,9 +39,11 @@ for f in $(git ls-files -co --exclude-standard 'drivers/*.c' 'drivers/*.h' 'incl
 	$kd "$f" >"$out" 2>&1
 	report "kernel-doc $f" $?
 done
-# Selftests: kernel style too (they are C in the kernel tree).
+# Selftests: kernel style too (they are C in the kernel tree). checkpatch
+# reads the harness's "FIXTURE_DATA(name) *self" as a multiplication
+# (SPACING false positive), so that one type is not checked there.
 for f in $(git ls-files -co --exclude-standard 'tools/testing/selftests/sodp/*.[ch]'); do
-	$cp -f "$f" >"$out" 2>&1
+	$cp --ignore SPACING -f "$f" >"$out" 2>&1
 	report "checkpatch $f" $?
 done
 # The series: each patch as it would be posted.
@@ -50,7 +52,9 @@ for drv in rxe siw; do
 	[ -f "$s" ] || continue
 	while read -r p _; do
 		case "$p" in ''|'#'*) continue ;; esac
-		$cp "drivers/infiniband/sw/$drv/patches/$p" >"$out" 2>&1
+		# On stdin: given a path inside this tree, checkpatch
+		# checks the .patch file as if it were source.
+		$cp - <"drivers/infiniband/sw/$drv/patches/$p" >"$out" 2>&1
 		report "checkpatch $drv/patches/$p" $?
 	done <"$s"
 done
