@@ -10,13 +10,26 @@ set -u
 log=$(mktemp -d)
 declare -A result
 
+# wait_listen PID: until the server PID (or its child) listens on a TCP
+# port, exits, or 15 s passed (perftest, pingpong and rping all exchange
+# their parameters over TCP first).
+wait_listen() {
+	local p end=$((SECONDS + 15))
+	while [ $SECONDS -lt $end ] && kill -0 "$1" 2>/dev/null; do
+		for p in $1 $(pgrep -P "$1"); do
+			ss -ltnp 2>/dev/null | grep -q "pid=$p," && return 0
+		done
+		sleep 0.1
+	done
+}
+
 # run_pair NAME SERVER_CMD CLIENT_CMD: server in the background, client in
 # the foreground; both must succeed.
 run_pair() {
 	local name=$1 srv=$2 cli=$3 spid rc src
 	$srv >"$log/$name.server" 2>&1 &
 	spid=$!
-	sleep 1
+	wait_listen $spid
 	timeout 60 $cli >"$log/$name.client" 2>&1
 	rc=$?
 	wait $spid

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Run inside a guest after guest-setup: every sodp selftest program once per
-# device (rxe0, siw0), TAP on stdout, then the module-unload check (our
+# device (rxe0, siw0), TAP on stdout, then rdma-core's tools (pingpong,
+# perftest) on ODP memory, then the module-unload check (our
 # modules must unload with every device removed: no MR, notifier or page
 # reference left behind).
 #
@@ -28,6 +29,9 @@ for dev in $devices; do
 		[ $rc = 124 ] && echo "not ok 999 $p.$dev # timed out"
 	done
 done
+
+echo "# ==== rdma-core tools on ODP memory"
+"$SODP_TOP/scripts/guest-perftest.sh"
 
 echo "# ==== module unload"
 rdma link delete rxe0 2>/dev/null

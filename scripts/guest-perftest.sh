@@ -1,0 +1,96 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run inside a guest after guest-setup: rdma-core's own tools against ODP
+# memory on every device that advertises ODP (ibv_devinfo -v), as TAP:
+# ibv_rc_pingpong -o (RoCE only: it needs no rdma_cm) and perftest's
+# ib_{write,read,send,atomic}_bw --odp loopbacks, briefly. A device
+# without ODP is a skip, not a pass.
+#
+# Usage: guest-perftest.sh [first TAP number]
+
+set -u
+n=${1:-1}
+log=$(mktemp -d)
+
+tap() {	# tap STATUS NAME [DIRECTIVE]
+	echo "$1 $n $2${3:+ # $3}"
+	n=$((n + 1))
+}
+
+# wait_listen PID: until the server PID (or its child) listens on a TCP
+# port, exits, or 15 s passed (perftest, pingpong and rping all exchange
+# their parameters over TCP first).
+wait_listen() {
+	local p end=$((SECONDS + 15))
+	while [ $SECONDS -lt $end ] && kill -0 "$1" 2>/dev/null; do
+		for p in $1 $(pgrep -P "$1"); do
+			ss -ltnp 2>/dev/null | grep -q "pid=$p," && return 0
+		done
+		sleep 0.1
+	done
+}
+
+# pair NAME SERVER CLIENT: both must exit 0; keeps the output in $log.
+pair() {
+	local name=$1 srv=$2 cli=$3 spid rc src i
+	timeout 60 $srv >"$log/$name.srv" 2>&1 &
+	spid=$!
+	wait_listen $spid
+	timeout 60 $cli >"$log/$name.cli" 2>&1
+	rc=$?
+	# A client that gave up leaves its server waiting: give it 5 s.
+	for i in $(seq 50); do
+		kill -0 $spid 2>/dev/null || break
+		sleep 0.1
+	done
+	kill $spid 2>/dev/null
+	wait $spid
+	src=$?
+	[ $rc = 0 ] && [ $src = 0 ] && return 0
+	sed 's/^/# client: /' "$log/$name.cli"
+	sed 's/^/# server: /' "$log/$name.srv"
+	return 1
+}
+
+for dev in rxe0 siw0; do
+	case $dev in
+	rxe0) addr=$SODP_RXE_ADDR; pt="-x 1" ;;
+	siw0) addr=$SODP_SIW_ADDR; pt="-R" ;;
+	esac
+	if ! ibv_devinfo -v -d $dev | grep -q 'ODP_SUPPORT$'; then
+		for t in pingpong ib_write_bw ib_read_bw ib_send_bw ib_atomic_bw; do
+			tap ok "perftest.$dev.${t}_odp" "SKIP $dev has no ODP"
+		done
+		continue
+	fi
+
+	if [ $dev = rxe0 ]; then
+		if pair pp "ibv_rc_pingpong -d $dev -g 1 -n 200 -o" \
+			   "ibv_rc_pingpong -d $dev -g 1 -n 200 -o $addr" &&
+		   grep -q '200 iters' "$log/pp.cli"; then
+			tap ok "perftest.$dev.pingpong_odp"
+		else
+			tap "not ok" "perftest.$dev.pingpong_odp"
+		fi
+	else
+		tap ok "perftest.$dev.pingpong_odp" "SKIP ibv_rc_pingpong needs IB-style connection setup; iWARP needs rdma_cm"
+	fi
+
+	for t in ib_write_bw ib_read_bw ib_send_bw ib_atomic_bw; do
+		# shellcheck disable=SC2086
+		pair $t "$t -d $dev $pt --odp -D 1" \
+			"$t -d $dev $pt --odp -D 1 $addr" >"$log/$t.why"
+		rc=$?
+		if grep -q 'ODP does not support ATOMICS' "$log/$t.cli"; then
+			tap ok "perftest.$dev.${t}_odp" "SKIP perftest 4.5 itself refuses --odp with atomics (the selftests cover ODP atomics)"
+		elif [ $rc = 0 ] && awk '/^ *[0-9]+ +[0-9]+ / { ok = $2 > 0 }
+					END { exit !ok }' "$log/$t.cli"; then
+			tap ok "perftest.$dev.${t}_odp"
+		else
+			cat "$log/$t.why"
+			tap "not ok" "perftest.$dev.${t}_odp"
+		fi
+	done
+done
+rm -rf "$log"
