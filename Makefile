@@ -5,6 +5,7 @@
 #   make            build sodp.ko, rdma_rxe.ko, siw.ko and the selftests
 #   make demo       build, boot a guest, ping-pong + bandwidth on rxe0/siw0
 #   make check      build, style checks, selftests on rxe0 and siw0 in a guest
+#   make bench      ODP benchmark ratios from one guest run (not a test)
 #   make modules | selftests | lint | sparse | clean
 #
 # Everything installs its own packages (scripts/deps.sh, as root). The kbuild
@@ -28,6 +29,9 @@ demo:
 check:
 	scripts/check.sh
 
+bench:
+	scripts/bench.sh
+
 lint:
 	scripts/lint.sh
 
@@ -37,4 +41,4 @@ sparse:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all modules selftests demo check lint sparse clean
+.PHONY: all modules selftests demo check bench lint sparse clean

@@ -36,4 +36,5 @@ if [ "$what" = selftests ] || [ "$what" = all ]; then
 	mkdir -p "$BUILD/selftests"
 	make -s -C "$top/tools/testing/selftests/sodp" KSRC="$ksrc" \
 		OUTPUT="$BUILD/selftests"
+	make -s -C "$top/tools/sodp" OUTPUT="$BUILD/selftests"
 fi

@@ -1,0 +1,63 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run inside a guest after guest-setup: the ODP benchmarks, in one guest
+# run so that the ratios compare like with like (TCG timings swing 2-3x
+# between runs).
+#  1. perftest 64 KiB WRITE/READ/SEND, pinned vs --odp, alternated ROUNDS
+#     times; the median of each gives warm ODP / pinned (goal >= 0.97).
+#  2. sodp_bench: first touch of cold ODP memory vs the same pages warm
+#     (goal >= 0.5), with pinned for reference.
+# Devices without ODP are reported and skipped.
+
+set -u
+rounds=${SODP_BENCH_ROUNDS:-3}
+secs=${SODP_BENCH_SECS:-3}
+bin=${SODP_SELFTESTS:-$SODP_TOP/build/selftests}
+log=$(mktemp -d)
+
+# bw DEV TOOL EXTRA: one loopback run, prints the average MB/s.
+bw() {
+	local dev=$1 t=$2 extra=$3 addr pt spid i
+	case $dev in
+	rxe0) addr=$SODP_RXE_ADDR; pt="-x 1" ;;
+	siw0) addr=$SODP_SIW_ADDR; pt="-R" ;;
+	esac
+	# shellcheck disable=SC2086
+	timeout 120 $t -d $dev $pt -s 65536 -D $secs $extra >/dev/null 2>&1 &
+	spid=$!
+	for i in $(seq 150); do
+		ss -ltn | grep -q ':18515 ' && break
+		sleep 0.1
+	done
+	# shellcheck disable=SC2086
+	timeout 120 $t -d $dev $pt -s 65536 -D $secs $extra $addr >"$log/out" 2>&1
+	wait $spid
+	awk '/^ *65536 +[0-9]+ / { print $4 }' "$log/out"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 0) }'; }
+
+for dev in rxe0 siw0; do
+	if ! ibv_devinfo -v -d $dev | grep -q 'ODP_SUPPORT$'; then
+		echo "$dev: no ODP, skipped"
+		continue
+	fi
+	for t in ib_write_bw ib_read_bw ib_send_bw; do
+		: >"$log/pin"
+		: >"$log/odp"
+		for r in $(seq "$rounds"); do
+			bw $dev $t "" >>"$log/pin"
+			bw $dev $t "--odp" >>"$log/odp"
+		done
+		p=$(median <"$log/pin")
+		o=$(median <"$log/odp")
+		awk -v d=$dev -v t=$t -v p="$p" -v o="$o" -v n="$rounds" 'BEGIN {
+			printf "%s %-11s 64 KiB: pinned %8.2f MB/s, warm ODP %8.2f MB/s (median of %d): ODP/pinned %.3f\n",
+			       d, t, p, o, n, (p > 0 ? o / p : 0) }'
+	done
+	for op in write read; do
+		SODP_DEVICE=$dev "$bin/sodp_bench" $op 64 64
+	done
+done
+rm -rf "$log"
