@@ -129,6 +129,17 @@ enum sodp_counter {
 };
 
 /**
+ * struct sodp_pcpu_counters - one CPU's share of a set of counters
+ * @c: by enum sodp_counter
+ *
+ * Per CPU so that the data path (one cache hit per page) updates a line no
+ * other CPU writes, with no atomic instruction.
+ */
+struct sodp_pcpu_counters {
+	u64 c[SODP_CNT_MAX];
+};
+
+/**
  * struct sodp_umem - one mirrored VA range of one mm
  * @mm: the mirrored mm, held with mmgrab()
  * @va_start: first byte the umem covers (as registered)
@@ -153,7 +164,8 @@ enum sodp_counter {
  * @children: implicit umem: struct sodp_mirror per chunk index, under
  *	@fault_mutex
  * @reclaim_work: implicit umem: frees children whose range was unmapped
- * @cnt: counters, see enum sodp_counter
+ * @cnt: per-CPU counters, see enum sodp_counter; summed by
+ *	sodp_umem_stats()
  */
 struct sodp_umem {
 	struct mm_struct *mm;
@@ -176,7 +188,7 @@ struct sodp_umem {
 	struct xarray children;
 	struct work_struct reclaim_work;
 
-	atomic64_t cnt[SODP_CNT_MAX];
+	struct sodp_pcpu_counters __percpu *cnt;
 };
 
 static inline bool sodp_umem_is_implicit(const struct sodp_umem *umem)
@@ -188,10 +200,6 @@ static inline bool sodp_umem_is_implicit(const struct sodp_umem *umem)
 	pr_debug("umem%u %s: " fmt, (umem)->id, __func__, ##__VA_ARGS__)
 
 /* sodp_main.c: globals, module parameters */
-struct sodp_pcpu_counters {
-	u64 c[SODP_CNT_MAX];
-};
-
 DECLARE_PER_CPU(struct sodp_pcpu_counters, sodp_pcpu_cnt);
 extern atomic64_t sodp_live_umems;
 extern atomic64_t sodp_pages_held;
@@ -206,7 +214,7 @@ u32 sodp_next_id(void);
 static inline void sodp_count(struct sodp_umem *umem, enum sodp_counter c,
 			      u64 n)
 {
-	atomic64_add(n, &umem->cnt[c]);
+	this_cpu_add(umem->cnt->c[c], n);
 	this_cpu_add(sodp_pcpu_cnt.c[c], n);
 }
 

@@ -185,9 +185,15 @@ struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 	xa_init(&umem->children);
 	INIT_WORK(&umem->reclaim_work, sodp_implicit_reclaim_work);
 
+	umem->cnt = alloc_percpu(struct sodp_pcpu_counters);
+	if (!umem->cnt) {
+		ret = -ENOMEM;
+		goto out_free_umem;
+	}
+
 	ret = sodp_cache_init(umem);
 	if (ret)
-		goto out_free_umem;
+		goto out_free_cnt;
 
 	/* Pairs with mmdrop() in sodp_umem_release(). */
 	mmgrab(mm);
@@ -205,6 +211,8 @@ struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 out_drop_mm:
 	mmdrop(mm);
 	kfree(umem->cache.hash);
+out_free_cnt:
+	free_percpu(umem->cnt);
 out_free_umem:
 	kfree(umem);
 	return ERR_PTR(ret);
@@ -245,9 +253,20 @@ void sodp_umem_release(struct sodp_umem *umem)
 	/* Pairs with mmgrab() in sodp_umem_get(). */
 	mmdrop(umem->mm);
 	atomic64_dec(&sodp_live_umems);
+	free_percpu(umem->cnt);
 	kfree(umem);
 }
 EXPORT_SYMBOL_GPL(sodp_umem_release);
+
+static u64 sodp_umem_counter(struct sodp_umem *umem, enum sodp_counter c)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += per_cpu_ptr(umem->cnt, cpu)->c[c];
+	return sum;
+}
 
 /**
  * sodp_umem_stats() - snapshot of the counters of a umem
@@ -258,16 +277,16 @@ EXPORT_SYMBOL_GPL(sodp_umem_release);
  */
 void sodp_umem_stats(struct sodp_umem *umem, struct sodp_stats *out)
 {
-	out->faults = atomic64_read(&umem->cnt[SODP_CNT_FAULTS]);
-	out->pages_faulted = atomic64_read(&umem->cnt[SODP_CNT_PAGES_FAULTED]);
-	out->invalidations = atomic64_read(&umem->cnt[SODP_CNT_INVALIDATIONS]);
+	out->faults = sodp_umem_counter(umem, SODP_CNT_FAULTS);
+	out->pages_faulted = sodp_umem_counter(umem, SODP_CNT_PAGES_FAULTED);
+	out->invalidations = sodp_umem_counter(umem, SODP_CNT_INVALIDATIONS);
 	out->pages_invalidated =
-		atomic64_read(&umem->cnt[SODP_CNT_PAGES_INVALIDATED]);
-	out->prefetches = atomic64_read(&umem->cnt[SODP_CNT_PREFETCHES]);
-	out->cache_hits = atomic64_read(&umem->cnt[SODP_CNT_CACHE_HITS]);
-	out->cache_misses = atomic64_read(&umem->cnt[SODP_CNT_CACHE_MISSES]);
-	out->recalls = atomic64_read(&umem->cnt[SODP_CNT_RECALLS]);
-	out->deferrals = atomic64_read(&umem->cnt[SODP_CNT_DEFERRALS]);
+		sodp_umem_counter(umem, SODP_CNT_PAGES_INVALIDATED);
+	out->prefetches = sodp_umem_counter(umem, SODP_CNT_PREFETCHES);
+	out->cache_hits = sodp_umem_counter(umem, SODP_CNT_CACHE_HITS);
+	out->cache_misses = sodp_umem_counter(umem, SODP_CNT_CACHE_MISSES);
+	out->recalls = sodp_umem_counter(umem, SODP_CNT_RECALLS);
+	out->deferrals = sodp_umem_counter(umem, SODP_CNT_DEFERRALS);
 
 	spin_lock_bh(&umem->lock);
 	out->pages_mirrored = umem->npages_mirrored;
