@@ -48,6 +48,13 @@ static int sodp_page_lease(struct sodp_umem *umem, unsigned long pgidx,
 	bool first = true;
 	int ret;
 
+	*entp = sodp_cache_lease_fast(umem, pgidx, write);
+	if (likely(*entp)) {
+		sodp_count(umem, SODP_CNT_CACHE_HITS, 1);
+		trace_sodp_cache_hit(umem->id, (u64)pgidx << PAGE_SHIFT, write);
+		return 0;
+	}
+
 	for (;;) {
 		ret = sodp_cache_lease(umem, pgidx, write, nofault, entp);
 		if (first) {

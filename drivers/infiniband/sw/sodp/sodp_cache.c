@@ -5,34 +5,50 @@
  * kmap_local_page() without holding umem->lock during the copy and without
  * walking page tables.
  *
- * Each entry is a lease on one page. The lease protocol:
+ * Each entry is a lease on one page: an in-flight count, a recalled flag
+ * and the page reference. Entries are hashed by page number in an RCU hash
+ * and freed after a grace period, so a lookup needs no lock.
  *
- *  - A user finds the entry in the hash under umem->lock, raises its
- *    in-flight count (still under the lock) and drops the lock. It copies,
- *    then drops the count with a fully ordered atomic, see
- *    sodp_cache_unlease().
- *  - The invalidate callback recalls the entries of its range: under
- *    umem->lock it marks them recalled and unhashes them, so no new user can
- *    find them, then without the lock it waits for the in-flight count of
- *    those entries only, marks written pages dirty and drops the references
- *    before it returns. A user that raised the count before the recall took
- *    the lock is waited for; one that comes after does not find the entry
- *    (and the mirror entry was cleared in the same critical section, so it
- *    must fault, which waits for the invalidation to end). Hence no write
- *    lands in a page once the invalidation of that page has returned.
- *  - A non-blockable invalidation gives up (returns false) if any entry of
- *    its range is in flight, before changing anything.
+ * Lease (sodp_cache_lease_fast(), a cache hit): under rcu_read_lock() find
+ * the entry, raise its in-flight count, full barrier, then check that it
+ * is not recalled. If it is, drop the count and take the locked slow path
+ * (sodp_cache_lease()), which also fills the cache on a miss.
+ *
+ * Retire (everything that stops new users of an entry: invalidation,
+ * eviction, aging, release): under umem->lock set the recalled flag, full
+ * barrier, then read the in-flight count. This is a store-buffering
+ * (Dekker) pair with the lease: either the lease sees the flag and backs
+ * off without touching the page, or the retire sees the count and does not
+ * free the page until it drops (an invalidation waits for it; eviction and
+ * aging clear the flag again and keep the entry). A lease that raised the
+ * count and backed off may still be counted for a moment; that only delays
+ * the retire. A lease under umem->lock (the slow path) is ordered against
+ * every retire by the lock itself: all flag changes are made under it, and
+ * a flag set transiently by eviction or aging is cleared before the lock is
+ * dropped.
+ *
+ * The invalidate callback recalls the entries of its range this way (and
+ * unhashes them) before it returns, waits for the in-flight count of those
+ * entries only, marks written pages dirty and drops the references. Hence
+ * no write lands in a page once the invalidation of that page has
+ * returned. A non-blockable invalidation flags the entries and gives up
+ * (returns false), clearing the flags again, if any is in flight.
+ *
+ * A hit does not move the entry in any list: it writes last_use only when
+ * jiffies changed, and the dirty flag only once, so a warm page costs a
+ * lookup and two atomic operations on one line. Eviction is therefore
+ * approximate LRU (a clock: an entry used since it was last passed gets a
+ * second chance), and aging scans the whole list.
  *
  * Idle entries never become long-term pins: the age work drops entries not
- * used for cache_idle_ms, and a full cache evicts its least recently used
- * idle entry.
+ * used for cache_idle_ms, and a full cache evicts an idle clean entry.
  *
  * References are dropped only while the page is known to be mapped, so
  * put_page() is never the last put and set_page_dirty() never races with
  * truncation:
  *
  *  - the invalidate callback runs before the mm unmaps the page;
- *  - everyone else (age work, eviction, release) drops an entry under
+ *  - everyone else (age work, eviction, release) retires an entry under
  *    umem->lock while it is still hashed: an invalidation of the page would
  *    have to recall it first. A dirty entry is first held (in-flight count)
  *    while set_page_dirty() runs without the lock, and freed afterwards only
@@ -45,6 +61,7 @@
 #include <linux/hash.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
+#include <linux/rculist.h>
 #include <linux/slab.h>
 
 #include "sodp_priv.h"
@@ -96,8 +113,20 @@ static void sodp_cent_unhash_locked(struct sodp_umem *umem,
 {
 	lockdep_assert_held(&umem->lock);
 
-	hlist_del(&ent->hnode);
+	/* Lockless lookups may still walk through it until a grace period. */
+	hlist_del_rcu(&ent->hnode);
 	umem->cache.count--;
+}
+
+static void sodp_cent_touch(struct sodp_cent *ent, bool write)
+{
+	unsigned long now = jiffies;
+
+	/* Written only when it changes: a hit should not dirty the line. */
+	if (READ_ONCE(ent->last_use) != now)
+		WRITE_ONCE(ent->last_use, now);
+	if (write && !READ_ONCE(ent->dirty))
+		WRITE_ONCE(ent->dirty, true);
 }
 
 static void sodp_cent_hold_locked(struct sodp_umem *umem,
@@ -106,16 +135,29 @@ static void sodp_cent_hold_locked(struct sodp_umem *umem,
 	lockdep_assert_held(&umem->lock);
 
 	/*
-	 * Raised under umem->lock, which the recall holds while it marks the
-	 * entry recalled and unhashes it: either the recall runs later and
-	 * sees this count, or we did not find the entry. The lock orders the
-	 * two, no further barrier is needed here.
+	 * Raised under umem->lock, which every retire holds while it sets
+	 * and tests @recalled: either the retire runs later and sees this
+	 * count, or it ran before and unhashed the entry (we did not find
+	 * it) or cleared the flag again. No further barrier is needed.
 	 */
 	atomic_inc(&ent->inflight);
-	ent->last_use = jiffies;
-	if (write)
-		ent->dirty = true;
-	list_move_tail(&ent->lru, &umem->cache.lru);
+	sodp_cent_touch(ent, write);
+}
+
+static void sodp_cent_free_rcu(struct rcu_head *head)
+{
+	kmem_cache_free(sodp_cent_cache,
+			container_of(head, struct sodp_cent, rcu));
+}
+
+/* Drop the page reference; free the entry once no lookup can see it. */
+static void sodp_cent_destroy(struct sodp_cent *ent)
+{
+	/* Pairs with get_page() in sodp_cache_lease(). */
+	put_page(ent->page);
+	atomic64_dec(&sodp_pages_held);
+	/* Pairs with rcu_read_lock() in sodp_cache_lease_fast(). */
+	call_rcu(&ent->rcu, sodp_cent_free_rcu);
 }
 
 /*
@@ -128,16 +170,43 @@ static void sodp_cent_free(struct sodp_cent *ent)
 	 * Not set_page_dirty_lock(): the invalidate callback may run with
 	 * the folio lock held by its caller (migration, truncation).
 	 */
-	if (ent->dirty)
+	if (READ_ONCE(ent->dirty))
 		set_page_dirty(ent->page);
-	/* Pairs with get_page() in sodp_cache_lease(). */
-	put_page(ent->page);
-	atomic64_dec(&sodp_pages_held);
-	kmem_cache_free(sodp_cent_cache, ent);
+	sodp_cent_destroy(ent);
 }
 
 /*
- * Free an idle, clean, hashed entry. Hashed means no invalidation of the
+ * Stop new lockless users of a hashed entry. Succeeds, leaving the entry
+ * recalled, if no other user than our own @holds is in flight (and, with
+ * @clean, nobody dirtied it); otherwise leaves it as it was.
+ */
+static bool sodp_cent_retire_locked(struct sodp_umem *umem,
+				    struct sodp_cent *ent, int holds,
+				    bool clean)
+{
+	lockdep_assert_held(&umem->lock);
+
+	WRITE_ONCE(ent->recalled, true);
+	/*
+	 * Pairs with smp_mb__after_atomic() in sodp_cache_lease_fast():
+	 * either that lease sees @recalled and backs off, or we see its
+	 * count here.
+	 */
+	smp_mb();
+	/*
+	 * Acquire pairs with atomic_dec_and_test() in sodp_cache_unlease():
+	 * the copies and the dirty flag of the users we no longer count
+	 * are visible.
+	 */
+	if (atomic_read_acquire(&ent->inflight) == holds &&
+	    !(clean && READ_ONCE(ent->dirty)))
+		return true;
+	WRITE_ONCE(ent->recalled, false);
+	return false;
+}
+
+/*
+ * Free a retired, clean, hashed entry. Hashed means no invalidation of the
  * page has returned, so the page is still mapped and this put is not the
  * last one: safe under umem->lock, in any context.
  */
@@ -148,43 +217,104 @@ static void sodp_cent_free_locked(struct sodp_umem *umem,
 
 	sodp_cent_unhash_locked(umem, ent);
 	list_del(&ent->lru);
-	/* Pairs with get_page() in sodp_cache_lease(). */
-	put_page(ent->page);
-	atomic64_dec(&sodp_pages_held);
-	kmem_cache_free(sodp_cent_cache, ent);
+	sodp_cent_destroy(ent);
 }
 
-/* Free the least recently used idle clean entry, if there is one. */
+/*
+ * Free an idle clean entry, if there is one. A clock over the list: an
+ * entry used since the hand last passed it is moved to the tail instead
+ * (second chance). Two rounds at most, so a second pass finds the entries
+ * that were used only before the first.
+ */
 static bool sodp_cache_evict_locked(struct sodp_umem *umem)
 {
-	struct sodp_cent *ent;
+	unsigned int budget = 2 * umem->cache.count;
+	struct sodp_cent *ent, *tmp;
+	unsigned long used;
 
 	lockdep_assert_held(&umem->lock);
 
-	list_for_each_entry(ent, &umem->cache.lru, lru) {
-		/* Raised only under umem->lock: an idle entry stays idle. */
-		if (atomic_read(&ent->inflight) || ent->dirty)
+	list_for_each_entry_safe(ent, tmp, &umem->cache.lru, lru) {
+		if (!budget--)
+			break;
+		used = READ_ONCE(ent->last_use);
+		if (used != ent->lru_stamp) {
+			ent->lru_stamp = used;
+			list_move_tail(&ent->lru, &umem->cache.lru);
 			continue;
-		sodp_cent_free_locked(umem, ent);
-		return true;
+		}
+		if (atomic_read(&ent->inflight) || READ_ONCE(ent->dirty))
+			continue;
+		if (sodp_cent_retire_locked(umem, ent, 0, true)) {
+			sodp_cent_free_locked(umem, ent);
+			return true;
+		}
 	}
 	return false;
 }
 
 /**
- * sodp_cache_lease() - lease the page of a mirrored VA from the cache
+ * sodp_cache_lease_fast() - lease a cached page without umem->lock
+ * @umem: the umem
+ * @pgidx: absolute page number
+ * @write: the caller will write to the page
+ *
+ * The cache-hit path: an RCU hash lookup and the in-flight count, see the
+ * comment at the top of this file. Backs off (returns NULL) on a miss, an
+ * entry that is not writable for @write, or one being retired.
+ *
+ * Context: any context that may call sodp_cache_lease(). Never sleeps.
+ * Return: the leased entry, to pass to sodp_cache_unlease(), or NULL: use
+ * sodp_cache_lease().
+ */
+struct sodp_cent *sodp_cache_lease_fast(struct sodp_umem *umem,
+					unsigned long pgidx, bool write)
+{
+	struct sodp_cent *ent;
+
+	rcu_read_lock();
+	hlist_for_each_entry_rcu(ent, sodp_cache_bucket(umem, pgidx), hnode) {
+		if (ent->pgidx != pgidx)
+			continue;
+		/* Only ever set, under umem->lock: false means slow path. */
+		if (write && !READ_ONCE(ent->writable))
+			break;
+		atomic_inc(&ent->inflight);
+		/*
+		 * Pairs with smp_mb() in sodp_cent_retire_locked() and
+		 * sodp_cache_recall_locked(): either the retire sees our
+		 * count, or we see @recalled. Also orders the dirty flag
+		 * below after the count, see sodp_cache_trim_pick_locked().
+		 */
+		smp_mb__after_atomic();
+		if (READ_ONCE(ent->recalled)) {
+			/* Still under RCU: the entry is not freed yet. */
+			sodp_cache_unlease(umem, ent);
+			break;
+		}
+		rcu_read_unlock();
+		/* The count keeps the entry and its page from here on. */
+		sodp_cent_touch(ent, write);
+		return ent;
+	}
+	rcu_read_unlock();
+	return NULL;
+}
+
+/**
+ * sodp_cache_lease() - lease the page of a mirrored VA, the slow path
  * @umem: the umem
  * @pgidx: absolute page number
  * @write: the caller will write to the page
  * @atomic: atomic context: no sleeping allocation, no trimming
  * @entp: the leased entry, to pass to sodp_cache_unlease()
  *
- * A cache hit raises the in-flight count of the entry. A miss whose mirror
- * entry is valid with the needed permission takes a page reference and
- * inserts a new entry, evicting the least recently used idle clean one if
- * the cache is full. If there is none, the cache is trimmed after the
- * insertion (sleepable) or by the age work (@atomic; then the cache does not
- * grow beyond twice its bound: -EAGAIN).
+ * For when sodp_cache_lease_fast() backed off. A cache hit raises the
+ * in-flight count of the entry. A miss whose mirror entry is valid with the
+ * needed permission takes a page reference and inserts a new entry,
+ * evicting an idle clean one if the cache is full. If there is none, the
+ * cache is trimmed after the insertion (sleepable) or by the age work
+ * (@atomic; then the cache does not grow beyond twice its bound: -EAGAIN).
  *
  * Context: process context, or softirq with @atomic. Takes umem->lock.
  * Return: 0 on a cache hit, 1 when the lease was filled from the mirror
@@ -225,7 +355,7 @@ int sodp_cache_lease(struct sodp_umem *umem, unsigned long pgidx,
 				ret = -EFAULT;
 				goto out_unlock;
 			}
-			ent->writable = true;
+			WRITE_ONCE(ent->writable, true);
 			ret = 1;
 			goto out_hold;
 		}
@@ -259,15 +389,18 @@ int sodp_cache_lease(struct sodp_umem *umem, unsigned long pgidx,
 	ent->writable = hpfn & HMM_PFN_WRITE;
 	ent->dirty = false;
 	ent->recalled = false;
+	ent->last_use = jiffies;
+	ent->lru_stamp = ent->last_use;
 	atomic_set(&ent->inflight, 0);
 	/*
 	 * The mirror entry is valid and we hold umem->lock, so the page is
 	 * still mapped (its invalidation would need the lock) and has a
-	 * reference to add to. Pairs with put_page() in sodp_cent_free().
+	 * reference to add to. Pairs with put_page() in sodp_cent_destroy().
 	 */
 	get_page(ent->page);
 	atomic64_inc(&sodp_pages_held);
-	hlist_add_head(&ent->hnode, sodp_cache_bucket(umem, pgidx));
+	/* Publishes the initialised entry to sodp_cache_lease_fast(). */
+	hlist_add_head_rcu(&ent->hnode, sodp_cache_bucket(umem, pgidx));
 	list_add_tail(&ent->lru, &umem->cache.lru);
 	umem->cache.count++;
 	ret = 1;
@@ -290,10 +423,21 @@ out_unlock:
 	return ret;
 }
 
+/* Called right after a fully ordered atomic that made a count zero. */
+static void sodp_cache_wake_recall(struct sodp_umem *umem)
+{
+	/*
+	 * That atomic is wq_has_sleeper()'s smp_mb(): pairs with the one in
+	 * prepare_to_wait_event() of sodp_cache_release_list()'s waiter.
+	 */
+	if (waitqueue_active(&umem->recall_wq))
+		wake_up_all(&umem->recall_wq);
+}
+
 /**
  * sodp_cache_unlease() - end the use of a leased page
  * @umem: the umem
- * @ent: the entry returned by sodp_cache_lease()
+ * @ent: the entry returned by sodp_cache_lease() or sodp_cache_lease_fast()
  *
  * Context: any context the lease was taken in.
  */
@@ -301,25 +445,55 @@ void sodp_cache_unlease(struct sodp_umem *umem, struct sodp_cent *ent)
 {
 	/*
 	 * atomic_dec_and_test() is fully ordered: the caller's accesses to
-	 * the page complete before the count drops. Pairs with
-	 * atomic_read_acquire() in sodp_cache_release_list(). A recall may
-	 * free @ent as soon as the count is zero, so only @umem is touched
-	 * below. wq_has_sleeper() has a full barrier that pairs with the
-	 * one in prepare_to_wait_event() of the recalling waiter.
+	 * the page and the dirty flag complete before the count drops. Pairs
+	 * with atomic_read_acquire() in sodp_cache_release_list() and
+	 * sodp_cent_retire_locked(). A recall may free @ent as soon as the
+	 * count is zero, so only @umem is touched below.
 	 */
-	if (atomic_dec_and_test(&ent->inflight) &&
-	    wq_has_sleeper(&umem->recall_wq))
-		wake_up_all(&umem->recall_wq);
+	if (atomic_dec_and_test(&ent->inflight))
+		sodp_cache_wake_recall(umem);
+}
+
+enum sodp_scan_op {
+	SODP_SCAN_MARK,		/* set recalled */
+	SODP_SCAN_UNMARK,	/* clear recalled */
+	SODP_SCAN_BUSY,		/* count the entries in flight */
+	SODP_SCAN_RECALL,	/* set recalled, unhash, move to a list */
+};
+
+static unsigned int sodp_cent_scan_locked(struct sodp_umem *umem,
+					  struct sodp_cent *ent,
+					  enum sodp_scan_op op,
+					  struct list_head *out)
+{
+	switch (op) {
+	case SODP_SCAN_MARK:
+		WRITE_ONCE(ent->recalled, true);
+		break;
+	case SODP_SCAN_UNMARK:
+		WRITE_ONCE(ent->recalled, false);
+		break;
+	case SODP_SCAN_BUSY:
+		/* See sodp_cent_retire_locked() for the acquire. */
+		return !!atomic_read_acquire(&ent->inflight);
+	case SODP_SCAN_RECALL:
+		WRITE_ONCE(ent->recalled, true);
+		sodp_cent_unhash_locked(umem, ent);
+		list_move_tail(&ent->lru, out);
+		break;
+	}
+	return 1;
 }
 
 /*
- * Visit the entries of [first, end): by hash for a range smaller than the
- * cache, by a walk of the LRU list otherwise. With @out, recall them onto
- * @out and return how many; without, return how many are in flight.
+ * Apply @op to the entries of [first, end): by hash for a range smaller
+ * than the cache, by a walk of the list otherwise. Returns the sum of
+ * sodp_cent_scan_locked().
  */
 static unsigned int sodp_cache_scan_locked(struct sodp_umem *umem,
 					   unsigned long first,
 					   unsigned long end,
+					   enum sodp_scan_op op,
 					   struct list_head *out)
 {
 	struct sodp_cent *ent, *tmp;
@@ -334,48 +508,47 @@ static unsigned int sodp_cache_scan_locked(struct sodp_umem *umem,
 	if (end - first <= umem->cache.count) {
 		for (pg = first; pg < end; pg++) {
 			ent = sodp_cache_find_locked(umem, pg);
-			if (!ent)
-				continue;
-			if (!out) {
-				n += !!atomic_read(&ent->inflight);
-				continue;
-			}
-			ent->recalled = true;
-			sodp_cent_unhash_locked(umem, ent);
-			list_move_tail(&ent->lru, out);
-			n++;
+			if (ent)
+				n += sodp_cent_scan_locked(umem, ent, op, out);
 		}
 		return n;
 	}
 
-	list_for_each_entry_safe(ent, tmp, &umem->cache.lru, lru) {
-		if (ent->pgidx < first || ent->pgidx >= end)
-			continue;
-		if (!out) {
-			n += !!atomic_read(&ent->inflight);
-			continue;
-		}
-		ent->recalled = true;
-		sodp_cent_unhash_locked(umem, ent);
-		list_move_tail(&ent->lru, out);
-		n++;
-	}
+	list_for_each_entry_safe(ent, tmp, &umem->cache.lru, lru)
+		if (ent->pgidx >= first && ent->pgidx < end)
+			n += sodp_cent_scan_locked(umem, ent, op, out);
 	return n;
 }
 
 /**
- * sodp_cache_busy_locked() - is any cached page of a range in flight
+ * sodp_cache_quiesce_locked() - stop new users of a range if none is active
  * @umem: the umem
  * @first: first absolute page number
  * @end: end page number (exclusive)
  *
+ * For non-blockable invalidations, which must not wait: flags the entries
+ * of the range recalled, so that no new lockless lease starts, and checks
+ * that none is in flight. If one is, clears the flags again.
+ *
  * Context: any, holds umem->lock.
- * Return: true if a copy is using a page of the range right now.
+ * Return: true if no page of the range is in flight; the entries then stay
+ * flagged for sodp_cache_recall_locked() in the same critical section, and
+ * sodp_cache_release_list() need not wait for them. false if one is; then
+ * nothing was changed.
  */
-bool sodp_cache_busy_locked(struct sodp_umem *umem, unsigned long first,
-			    unsigned long end)
+bool sodp_cache_quiesce_locked(struct sodp_umem *umem, unsigned long first,
+			       unsigned long end)
 {
-	return sodp_cache_scan_locked(umem, first, end, NULL);
+	sodp_cache_scan_locked(umem, first, end, SODP_SCAN_MARK, NULL);
+	/*
+	 * Pairs with smp_mb__after_atomic() in sodp_cache_lease_fast(): a
+	 * lease we do not count below sees the flag and backs off.
+	 */
+	smp_mb();
+	if (!sodp_cache_scan_locked(umem, first, end, SODP_SCAN_BUSY, NULL))
+		return true;
+	sodp_cache_scan_locked(umem, first, end, SODP_SCAN_UNMARK, NULL);
+	return false;
 }
 
 /**
@@ -396,32 +569,48 @@ unsigned int sodp_cache_recall_locked(struct sodp_umem *umem,
 				      unsigned long first, unsigned long end,
 				      struct list_head *out)
 {
-	return sodp_cache_scan_locked(umem, first, end, out);
+	unsigned int n;
+
+	n = sodp_cache_scan_locked(umem, first, end, SODP_SCAN_RECALL, out);
+	/*
+	 * Pairs with smp_mb__after_atomic() in sodp_cache_lease_fast():
+	 * either that lease sees @recalled, or sodp_cache_release_list()
+	 * sees its count. spin_unlock_bh() is only a release.
+	 */
+	smp_mb();
+	return n;
 }
 
 /**
  * sodp_cache_release_list() - release unhashed cache entries
  * @umem: the umem
- * @list: the entries, reachable by no new user
+ * @list: the entries, recalled by sodp_cache_recall_locked()
+ * @wait: wait for in-flight copies; false only after
+ *	sodp_cache_quiesce_locked() found none
  *
  * Waits for the in-flight copies of each entry, marks the page dirty if it
- * was leased for writing, drops the page reference and frees the entry.
- * Waits only for copies of these pages (and sodp_cache_trim() holding one
- * while it dirties the page): never for a fault or a peer.
+ * was leased for writing, drops the page reference and frees the entry
+ * after an RCU grace period. Waits only for copies of these pages (and
+ * sodp_cache_trim() holding one while it dirties the page): never for a
+ * fault or a peer.
  *
  * Context: process context, the pages still mapped (invalidate callback);
- * may sleep only if an entry is in flight.
+ * may sleep only if @wait and an entry is in flight.
  * Return: number of entries that had to be waited for.
  */
 unsigned int sodp_cache_release_list(struct sodp_umem *umem,
-				     struct list_head *list)
+				     struct list_head *list, bool wait)
 {
 	struct sodp_cent *ent, *tmp;
 	unsigned int nwaited = 0;
 
 	list_for_each_entry_safe(ent, tmp, list, lru) {
-		/* Pairs with atomic_dec_and_test() in sodp_cache_unlease(). */
-		if (atomic_read_acquire(&ent->inflight)) {
+		/*
+		 * Pairs with atomic_dec_and_test() in sodp_cache_unlease().
+		 * A count seen here after the barrier of the recall may also
+		 * be a lease that is backing off: it drops soon.
+		 */
+		if (wait && atomic_read_acquire(&ent->inflight)) {
 			nwaited++;
 			wait_event(umem->recall_wq,
 				   !atomic_read_acquire(&ent->inflight));
@@ -436,7 +625,8 @@ unsigned int sodp_cache_release_list(struct sodp_umem *umem,
 
 /*
  * One round of sodp_cache_trim(): free the clean victims under the lock,
- * hold up to SODP_TRIM_BATCH dirty ones. Returns true if there are more.
+ * hold up to SODP_TRIM_BATCH dirty ones with their dirty flag cleared.
+ * Returns true if there are more.
  */
 static bool sodp_cache_trim_pick_locked(struct sodp_umem *umem, bool all,
 					struct sodp_cent **batch,
@@ -452,23 +642,39 @@ static bool sodp_cache_trim_pick_locked(struct sodp_umem *umem, bool all,
 	excess = umem->cache.count > umem->cache.max ?
 		 umem->cache.count - umem->cache.max : 0;
 	*nbatch = 0;
+	/* Hits do not reorder the list: look at every entry. */
 	list_for_each_entry_safe(ent, tmp, &umem->cache.lru, lru) {
-		/* The LRU list is ordered by last use. */
-		if (!all && !excess && time_before(now, ent->last_use + idle))
-			return false;
+		if (!all && !excess &&
+		    time_before(now, READ_ONCE(ent->last_use) + idle))
+			continue;
 		if (atomic_read(&ent->inflight))
 			continue;
-		if (excess)
-			excess--;
-		if (!ent->dirty) {
+		if (!READ_ONCE(ent->dirty)) {
+			if (!sodp_cent_retire_locked(umem, ent, 0, true))
+				continue;
+			if (excess)
+				excess--;
 			sodp_cent_free_locked(umem, ent);
 			continue;
 		}
 		if (*nbatch == SODP_TRIM_BATCH)
 			return true;
+		/* Take the flag for set_page_dirty() if no writer is active. */
+		WRITE_ONCE(ent->dirty, false);
+		/*
+		 * Pairs with smp_mb__after_atomic() in sodp_cache_lease_fast():
+		 * a writer we do not count sees the flag clear and sets it
+		 * again, so sodp_cache_trim() keeps the entry.
+		 */
+		smp_mb();
+		if (atomic_read(&ent->inflight)) {
+			WRITE_ONCE(ent->dirty, true);
+			continue;
+		}
 		/* Hold it hashed, so an invalidation waits for the dirtying. */
 		atomic_inc(&ent->inflight);
-		ent->dirty = false;
+		if (excess)
+			excess--;
 		batch[(*nbatch)++] = ent;
 	}
 	return false;
@@ -507,12 +713,12 @@ void sodp_cache_trim(struct sodp_umem *umem, bool all)
 		for (i = 0; i < n; i++) {
 			struct sodp_cent *ent = batch[i];
 
-			if (ent->recalled || ent->dirty ||
-			    atomic_read(&ent->inflight) > 1)
-				/* Recalled: the invalidation frees it. */
-				sodp_cache_unlease(umem, ent);
-			else
+			/* Recalled: the invalidation frees it. */
+			if (!ent->recalled &&
+			    sodp_cent_retire_locked(umem, ent, 1, true))
 				sodp_cent_free_locked(umem, ent);
+			else
+				sodp_cache_unlease(umem, ent);
 		}
 		spin_unlock_bh(&umem->lock);
 		cond_resched();
@@ -552,6 +758,8 @@ void sodp_cache_age_work(struct work_struct *work)
  *
  * sodp_umem_release() trims the cache while the notifiers still run, so
  * only entries a buggy caller still had in flight are left. Waits for them.
+ * The entries themselves are freed after an RCU grace period; the module
+ * waits for those with rcu_barrier() before it destroys their slab cache.
  *
  * Context: process context. May sleep.
  */
@@ -562,7 +770,7 @@ void sodp_cache_destroy(struct sodp_umem *umem)
 	spin_lock_bh(&umem->lock);
 	sodp_cache_recall_locked(umem, 0, ULONG_MAX, &all);
 	spin_unlock_bh(&umem->lock);
-	sodp_cache_release_list(umem, &all);
+	sodp_cache_release_list(umem, &all, true);
 	WARN_ON_ONCE(umem->cache.count);
 	kfree(umem->cache.hash);
 }

@@ -198,7 +198,8 @@ static void sodp_debugfs_init(void)
 
 static int __init sodp_init(void)
 {
-	sodp_cent_cache = KMEM_CACHE(sodp_cent, 0);
+	/* A line per entry: hits on different pages do not share one. */
+	sodp_cent_cache = KMEM_CACHE(sodp_cent, SLAB_HWCACHE_ALIGN);
 	if (!sodp_cent_cache)
 		return -ENOMEM;
 
@@ -220,6 +221,8 @@ static void __exit sodp_exit(void)
 	WARN_ON_ONCE(atomic64_read(&sodp_live_umems));
 	debugfs_remove_recursive(sodp_debugfs);
 	destroy_workqueue(sodp_wq);
+	/* Pairs with call_rcu() in sodp_cent_destroy(). */
+	rcu_barrier();
 	kmem_cache_destroy(sodp_cent_cache);
 }
 

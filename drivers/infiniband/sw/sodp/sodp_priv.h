@@ -10,7 +10,9 @@
  *       umem->lock (spinlock, taken with BHs disabled)
  *
  * The invalidate callback takes umem->lock only, and waits (with no sodp
- * lock held) for the in-flight count of the cache entries it recalls. It
+ * lock held) for the in-flight count of the cache entries it recalls. Cache
+ * hits take no lock at all (RCU lookup + in-flight count, see
+ * sodp_cache.c). It
  * never takes umem->fault_mutex and never waits for a fault or a peer.
  * No xarray lock is ever taken under umem->lock: readers use xa_load(),
  * which is RCU based.
@@ -73,36 +75,49 @@ struct sodp_mirror {
 
 /**
  * struct sodp_cent - one entry of the pinned fast-path cache (a lease)
- * @hnode: in umem->cache.hash while usable by new users
- * @lru: in umem->cache.lru (oldest use first), or on a recall list
+ * @hnode: in umem->cache.hash (RCU) while usable by new users
+ * @pgidx: absolute page number (va >> PAGE_SHIFT); fixed while hashed
  * @page: the page, referenced by get_page() while the entry exists
- * @pgidx: absolute page number (va >> PAGE_SHIFT)
- * @last_use: jiffies of the last lease
+ * @last_use: jiffies of the last lease, written only when it changes
  * @inflight: number of copies using @page right now
- * @writable: the mirror allowed writes when the lease was taken
+ * @writable: the mirror allowed writes when the lease was taken (only ever
+ *	set)
  * @dirty: a write lease was taken: set_page_dirty() before put_page()
- * @recalled: unhashed by an invalidation; no new users
+ * @recalled: being retired (transiently, under umem->lock) or unhashed by
+ *	an invalidation: no new lockless users
+ * @lru: in umem->cache.lru (clock order, see sodp_cache.c), or on a recall
+ *	list
+ * @rcu: frees the entry after the lockless lookups that may see it
+ * @lru_stamp: @last_use when the eviction clock last passed the entry
  *
- * All fields but @inflight are protected by umem->lock. @inflight is raised
- * under umem->lock and dropped without it (see sodp_cache_unlease()).
+ * @hnode, @writable, @recalled, @lru, @lru_stamp and the hash membership
+ * change under umem->lock only. The data path reads the entry under RCU
+ * and raises @inflight without the lock, then checks @recalled after a full
+ * barrier; it writes @last_use and @dirty without the lock. See the
+ * protocol at the top of sodp_cache.c.
  */
 struct sodp_cent {
 	struct hlist_node hnode;
-	struct list_head lru;
-	struct page *page;
 	unsigned long pgidx;
+	struct page *page;
 	unsigned long last_use;
 	atomic_t inflight;
 	bool writable;
 	bool dirty;
 	bool recalled;
+	union {
+		struct list_head lru;
+		struct rcu_head rcu;
+	};
+	unsigned long lru_stamp;
 };
 
 /**
  * struct sodp_cache - the pinned fast-path cache of a umem
  * @hash: buckets of hashed entries, by pgidx
  * @hash_bits: log2 of the number of buckets
- * @lru: hashed entries, least recently used first
+ * @lru: hashed entries, in clock order (approximately least recently used
+ *	first)
  * @count: number of hashed entries
  * @max: bound on @count; exceeded by in-flight entries, and by dirty ones
  *	inserted in atomic context (up to 2 * @max) until the age work runs
@@ -150,7 +165,8 @@ struct sodp_pcpu_counters {
  * @fault_mutex: serialises faulting, mirror table chunk allocation and
  *	implicit child creation/reclaim; outer to mmap_lock and @lock
  * @lock: protects the mirror table entries, @npages_mirrored, the cache
- *	(@cache and every entry but its in-flight count) and
+ *	(@cache and the entries, except what the lockless hit path may
+ *	touch: see struct sodp_cent) and
  *	sodp_mirror.unmapped. Taken by the invalidate callback and by the
  *	softirq data path, so always with BHs disabled.
  * @chunks: the mirror table; chunks are inserted under @fault_mutex and
@@ -236,16 +252,18 @@ void sodp_table_destroy(struct sodp_umem *umem);
 /* sodp_cache.c */
 int sodp_cache_init(struct sodp_umem *umem);
 void sodp_cache_destroy(struct sodp_umem *umem);
+struct sodp_cent *sodp_cache_lease_fast(struct sodp_umem *umem,
+					unsigned long pgidx, bool write);
 int sodp_cache_lease(struct sodp_umem *umem, unsigned long pgidx,
 		     bool write, bool atomic, struct sodp_cent **entp);
 void sodp_cache_unlease(struct sodp_umem *umem, struct sodp_cent *ent);
-bool sodp_cache_busy_locked(struct sodp_umem *umem, unsigned long first,
-			    unsigned long end);
+bool sodp_cache_quiesce_locked(struct sodp_umem *umem, unsigned long first,
+			       unsigned long end);
 unsigned int sodp_cache_recall_locked(struct sodp_umem *umem,
 				      unsigned long first, unsigned long end,
 				      struct list_head *out);
 unsigned int sodp_cache_release_list(struct sodp_umem *umem,
-				     struct list_head *list);
+				     struct list_head *list, bool wait);
 void sodp_cache_trim(struct sodp_umem *umem, bool all);
 void sodp_cache_age_work(struct work_struct *work);
 

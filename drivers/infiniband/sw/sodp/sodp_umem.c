@@ -45,7 +45,7 @@ static bool sodp_mirror_invalidate(struct mmu_interval_notifier *mni,
 	 * (the OOM reaper) may take it: only waiting for copies is ruled out.
 	 */
 	spin_lock_bh(&umem->lock);
-	if (!blockable && sodp_cache_busy_locked(umem, first, last)) {
+	if (!blockable && !sodp_cache_quiesce_locked(umem, first, last)) {
 		spin_unlock_bh(&umem->lock);
 		trace_sodp_invalidate(umem->id, start, end, range->event,
 				      blockable, 0, false);
@@ -64,7 +64,7 @@ static bool sodp_mirror_invalidate(struct mmu_interval_notifier *mni,
 	spin_unlock_bh(&umem->lock);
 
 	/* Non-blockable: nothing of the range is in flight, no wait. */
-	nwaited = sodp_cache_release_list(umem, &recalled);
+	nwaited = sodp_cache_release_list(umem, &recalled, blockable);
 	if (reclaim)
 		queue_work(sodp_wq, &umem->reclaim_work);
 
@@ -99,7 +99,7 @@ void sodp_umem_drop_range(struct sodp_umem *umem, unsigned long first,
 	sodp_table_clear_locked(umem, first, end);
 	sodp_cache_recall_locked(umem, first, end, &recalled);
 	spin_unlock_bh(&umem->lock);
-	sodp_cache_release_list(umem, &recalled);
+	sodp_cache_release_list(umem, &recalled, true);
 }
 
 static int sodp_umem_insert_mirror(struct sodp_umem *umem)
