@@ -1,0 +1,865 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * siw memory regions served by sodp instead of pinned pages.
+ *
+ * An MR registered with IB_ACCESS_ON_DEMAND (or any user MR when the sodp
+ * pin_mode says so) holds a sodp umem instead of a siw_umem. Transmit runs
+ * in process context (the siw_tx kthreads or the post_send system call) and
+ * copies the payload out of the MR, faulting as needed. Receive runs under
+ * tcp_read_sock(), in softirq or under a lock_sock() owner, and must not
+ * sleep: a page that is not resident stops the receive path at that byte
+ * and defers the rest of the stream to a work item that faults the page in
+ * and resumes reading the socket. See Documentation/sodp/siw.rst.
+ */
+
+#include <linux/overflow.h>
+#include <linux/preempt.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+#include <rdma/restrack.h>
+#include <rdma/sodp.h>
+#include <rdma/uverbs_ioctl.h>
+#include <uapi/rdma/rdma_netlink.h>
+
+#include "siw.h"
+#include "siw_cm.h"
+#include "siw_mem.h"
+
+/*
+ * A range that keeps being invalidated while we fault it makes sodp return
+ * -EBUSY; that is the mm at work, not an error of the peer, so try again a
+ * few times before failing the access.
+ */
+#define SIW_SODP_BUSY_RETRIES	8
+
+/*
+ * Consecutive deferrals on the same page without any byte placed in
+ * between: the page is faulted in and taken away again every time (or the
+ * fault keeps failing with a transient error). Terminate the QP rather than
+ * let the peer wait forever.
+ */
+#define SIW_SODP_RX_MAX_RETRIES	16
+
+/* A deferral faults this much of the MR ahead of the miss, best effort. */
+#define SIW_SODP_RX_AHEAD	SZ_256K
+
+/* The access flags that need the pages mapped writable. */
+#define SIW_SODP_WRITE_ACCESS	(IB_ACCESS_LOCAL_WRITE | \
+				 IB_ACCESS_REMOTE_WRITE | \
+				 IB_ACCESS_REMOTE_ATOMIC)
+
+/*
+ * Receive deferrals and MR releases that cannot sleep where they are
+ * triggered. Destroyed at module exit, after every device (and so every QP
+ * and MR) is gone: that drains the release work.
+ */
+static struct workqueue_struct *siw_sodp_wq;
+
+/**
+ * siw_sodp_init() - set up the sodp support of siw
+ *
+ * Context: module init.
+ * Return: 0 or -ENOMEM.
+ */
+int siw_sodp_init(void)
+{
+	siw_sodp_wq = alloc_workqueue("siw_sodp", WQ_UNBOUND, 0);
+	return siw_sodp_wq ? 0 : -ENOMEM;
+}
+
+/**
+ * siw_sodp_exit() - tear down the sodp support of siw
+ *
+ * Runs every queued MR release; no QP is left, so no deferral is queued.
+ * Safe to call when siw_sodp_init() failed or did not run.
+ *
+ * Context: module exit after the devices are unregistered, or module init
+ * failure.
+ */
+void siw_sodp_exit(void)
+{
+	if (!siw_sodp_wq)
+		return;
+	destroy_workqueue(siw_sodp_wq);
+	siw_sodp_wq = NULL;
+}
+
+static bool siw_sodp_implicit(u64 start, u64 len)
+{
+	return start == 0 && len == U64_MAX;
+}
+
+/**
+ * siw_sodp_wants_mr() - should a user MR be served by sodp from the start?
+ * @access: IB access flags of the registration
+ *
+ * Context: process context.
+ * Return: true for ODP registrations and, with sodp.pin_mode=all, for every
+ * user MR.
+ */
+bool siw_sodp_wants_mr(int access)
+{
+	return (access & IB_ACCESS_ON_DEMAND) ||
+	       sodp_pin_mode() == SODP_PIN_MODE_ALL;
+}
+
+/**
+ * siw_sodp_may_fallback() - may a plain MR that could not be pinned use sodp?
+ * @err: the errno siw_umem_get() returned
+ *
+ * With sodp.pin_mode=auto, memory that long-term pinning refuses (FS-DAX
+ * files: -EOPNOTSUPP, writable shared file mappings: -EFAULT) is served by
+ * sodp instead; siw_sodp_umem_get() still fails with -EFAULT if the range
+ * is not mapped with the needed permission.
+ *
+ * Context: process context.
+ * Return: true if the registration should be retried through sodp.
+ */
+bool siw_sodp_may_fallback(int err)
+{
+	return sodp_pin_mode() == SODP_PIN_MODE_AUTO &&
+	       (err == -EOPNOTSUPP || err == -EFAULT);
+}
+
+/**
+ * siw_sodp_umem_get() - mirror the memory of a new user MR
+ * @start: user virtual address of the region
+ * @len: length of the region (start 0 and length U64_MAX: implicit ODP)
+ * @access: IB access flags of the registration
+ *
+ * Nothing is pinned and nothing is charged to RLIMIT_MEMLOCK. An ODP MR is
+ * mirrored lazily. A plain MR served by sodp (pin_mode auto/all) is faulted
+ * in completely now, like pinning would, so that registering memory that
+ * is not mapped still fails with -EFAULT; its pages are not held after.
+ *
+ * Context: process context, current->mm owns the region.
+ * Return: the umem, or an ERR_PTR() (-EINVAL, -EFAULT, -ENOMEM, ...).
+ */
+struct sodp_umem *siw_sodp_umem_get(u64 start, u64 len, int access)
+{
+	struct sodp_umem *umem;
+	unsigned int flags = 0;
+	int err;
+
+	if (siw_sodp_implicit(start, len)) {
+		if (!(access & IB_ACCESS_ON_DEMAND))
+			return ERR_PTR(-EINVAL);
+		flags |= SODP_UMEM_IMPLICIT;
+	}
+
+	umem = sodp_umem_get(current->mm, start, len, access, flags);
+	if (IS_ERR(umem))
+		return umem;
+
+	if (!(access & IB_ACCESS_ON_DEMAND)) {
+		unsigned int pf = 0;
+
+		if (access & SIW_SODP_WRITE_ACCESS)
+			pf |= SODP_PREFETCH_WRITE;
+		err = sodp_umem_prefetch(umem, start, len, pf);
+		if (err)
+			goto out_release;
+	}
+	return umem;
+
+out_release:
+	sodp_umem_release(umem);
+	return ERR_PTR(err);
+}
+
+/**
+ * siw_sodp_umem_release() - drop the umem of an MR that was never published
+ * @umem: the umem from siw_sodp_umem_get()
+ *
+ * Context: process context, may sleep.
+ */
+void siw_sodp_umem_release(struct sodp_umem *umem)
+{
+	sodp_umem_release(umem);
+}
+
+static void siw_sodp_mem_free_work(struct work_struct *work)
+{
+	struct siw_mem *mem = container_of(work, struct siw_mem, free_work);
+
+	sodp_umem_release(mem->sodp);
+	kfree(mem);
+}
+
+/**
+ * siw_sodp_mem_free() - free a memory object whose memory is a sodp umem
+ * @mem: the memory object, its last reference gone
+ *
+ * The last reference of an MR may be dropped by the receive path in
+ * softirq or under a spinlock, where sodp_umem_release() (which removes
+ * the mm notifier and sleeps) cannot run: then the release goes to a work
+ * item. Otherwise it runs at once, so that ibv_dereg_mr() returns with
+ * the mirror gone.
+ *
+ * Context: any.
+ */
+void siw_sodp_mem_free(struct siw_mem *mem)
+{
+	/*
+	 * preemptible() is false in softirq, under spinlocks and with
+	 * interrupts off, and always false without CONFIG_PREEMPT_COUNT,
+	 * where the work item is then the safe choice. siw never drops a
+	 * memory reference under rcu_read_lock().
+	 */
+	if (preemptible()) {
+		sodp_umem_release(mem->sodp);
+		kfree(mem);
+		return;
+	}
+	INIT_WORK(&mem->free_work, siw_sodp_mem_free_work);
+	queue_work(siw_sodp_wq, &mem->free_work);
+}
+
+/*
+ * Transmit: copy out of the MR. The pages of a sodp MR must not be handed
+ * to TCP (MSG_SPLICE_PAGES keeps page references in skbs after the send,
+ * beyond any lease), so the payload is copied into the QP's bounce buffer
+ * and sent from there; TCP copies it again into its own pages.
+ */
+
+static int siw_sodp_copy_from(struct siw_mem *mem, u64 va, void *dst,
+			      unsigned int len)
+{
+	int tries = 0;
+	int err;
+
+	do {
+		err = sodp_umem_copy_from(mem->sodp, va, dst, len, 0);
+	} while (err == -EBUSY && ++tries < SIW_SODP_BUSY_RETRIES);
+	return err;
+}
+
+static void siw_sodp_tx_error(struct siw_qp *qp, int err)
+{
+	siw_dbg_qp(qp, "sodp copy failed, err = %d\n", err);
+
+	/*
+	 * A READ's source that the process cannot read is the peer's
+	 * access error, like a READ beyond the MR (siw_check_sgl_tx()).
+	 * A failing SEND or WRITE source is a local error, completed in
+	 * error by siw_qp_sq_process().
+	 */
+	if (tx_type(tx_wqe(qp)) == SIW_OP_READ_RESPONSE)
+		siw_init_terminate(qp, TERM_ERROR_LAYER_RDMAP,
+				   RDMAP_ETYPE_REMOTE_PROTECTION,
+				   siw_rdmap_error(E_ACCESS_PERM), 1);
+}
+
+/**
+ * siw_sodp_wqe_uses_sodp() - does a send WQE read from a sodp MR?
+ * @wqe: the WQE, its memory resolved by siw_check_sgl_tx()
+ *
+ * Context: the transmit path.
+ * Return: true if any SGE of @wqe lies in a sodp MR: then it must not be
+ * sent with zero copy.
+ */
+bool siw_sodp_wqe_uses_sodp(struct siw_wqe *wqe)
+{
+	unsigned int i;
+
+	if (wqe->sqe.flags & SIW_WQE_INLINE)
+		return false;
+	for (i = 0; i < wqe->sqe.num_sge && i < SIW_MAX_SGE; i++)
+		if (wqe->mem[i] && wqe->mem[i]->is_sodp)
+			return true;
+	return false;
+}
+
+/**
+ * siw_sodp_tx_copy() - copy a short payload out of a sodp MR
+ * @qp: the transmitting QP
+ * @mem: the MR, its range checked by siw_check_sge()
+ * @va: user virtual address of the payload
+ * @dst: kernel destination
+ * @len: bytes to copy
+ *
+ * Context: the transmit path (process context, may fault pages in).
+ * Return: 0, or a negative errno (-EFAULT when the process cannot read the
+ * range).
+ */
+int siw_sodp_tx_copy(struct siw_qp *qp, struct siw_mem *mem, u64 va,
+		     void *dst, unsigned int len)
+{
+	int err = siw_sodp_copy_from(mem, va, dst, len);
+
+	if (err)
+		siw_sodp_tx_error(qp, err);
+	return err;
+}
+
+/**
+ * siw_sodp_tx_bounce() - copy FPDU payload from a sodp MR to the bounce buffer
+ * @qp: the transmitting QP
+ * @mem: the MR, its range checked by siw_check_sge()
+ * @va: user virtual address of the payload piece
+ * @len: bytes of this piece
+ * @off: offset of this piece in the FPDU's payload
+ *
+ * The buffer holds the payload of one FPDU (qp->tx_ctx.bytes_unsent bytes)
+ * and is sized for it on the first piece, so the pointers returned for
+ * earlier pieces of the same FPDU stay valid until it is sent.
+ *
+ * Context: the transmit path (process context, may fault pages in).
+ * Return: kernel address of the copied piece, or an ERR_PTR() (-EFAULT
+ * when the process cannot read the range, -ENOMEM, -EMSGSIZE).
+ */
+void *siw_sodp_tx_bounce(struct siw_qp *qp, struct siw_mem *mem, u64 va,
+			 unsigned int len, unsigned int off)
+{
+	struct siw_sodp_qp *sq = &qp->sodp;
+	size_t need;
+	int err;
+
+	if (qp->tx_ctx.bytes_unsent <= 0)
+		return ERR_PTR(-EMSGSIZE);
+	need = qp->tx_ctx.bytes_unsent;
+	if (need > sq->tx_buf_len) {
+		if (WARN_ON_ONCE(off))
+			return ERR_PTR(-EMSGSIZE);
+		kvfree(sq->tx_buf);
+		sq->tx_buf_len = 0;
+		sq->tx_buf = kvmalloc(need, GFP_KERNEL);
+		if (!sq->tx_buf)
+			return ERR_PTR(-ENOMEM);
+		sq->tx_buf_len = need;
+	}
+	if (off > need || len > need - off)
+		return ERR_PTR(-EMSGSIZE);
+
+	err = siw_sodp_copy_from(mem, va, sq->tx_buf + off, len);
+	if (err) {
+		siw_sodp_tx_error(qp, err);
+		return ERR_PTR(err);
+	}
+	return sq->tx_buf + off;
+}
+
+/*
+ * Receive.
+ *
+ * Concurrency: siw_tcp_rx_data() runs under tcp_read_sock(), which needs
+ * the socket lock: either in softirq with the socket spinlock held and the
+ * socket not owned by a process (tcp_v4_rcv() -> sk_data_ready), or in the
+ * process that owns the socket (release_sock() running the backlog, which
+ * calls sk_data_ready too). The two exclude each other: while a process
+ * owns the socket, softirq queues packets to the backlog instead. So the
+ * receive state (qp->rx_stream, rx_fpdu, the rx_* fields of struct
+ * siw_sodp_qp) has one writer at a time. The deferral work joins the same
+ * rule: it takes lock_sock() before it clears rx_deferred and calls
+ * tcp_read_sock(). Packets arriving meanwhile wait in the backlog and are
+ * read by release_sock(). Like siw_qp_llp_data_ready() it takes
+ * sk_callback_lock (read) to find the QP through sk_user_data and only
+ * try-locks state_lock (holders of state_lock for writing may wait for the
+ * socket); when that fails it tries again a millisecond later.
+ */
+
+static void siw_sodp_rx_put(struct siw_qp *qp, struct siw_mem *mem,
+			    struct sock *sk)
+{
+	sock_put(sk);
+	siw_mem_put(mem);
+	siw_qp_put(qp);
+}
+
+/* Fault the page at @va writable, then the MR ahead of it (best effort). */
+static int siw_sodp_rx_fault(struct siw_mem *mem, u64 va)
+{
+	u64 start = sodp_umem_start(mem->sodp), end, ahead;
+	struct sodp_access acc;
+	int tries = 0;
+	void *kaddr;
+	int err;
+
+	/*
+	 * A lease puts the page into sodp's cache too, which the receive
+	 * path's non-faulting access needs when the cache is full of dirty
+	 * pages that only a sleepable caller may trim.
+	 */
+	do {
+		err = sodp_umem_access_begin(mem->sodp, va, 1, SODP_WRITE, &acc,
+					     &kaddr);
+	} while (err == -EBUSY && ++tries < SIW_SODP_BUSY_RETRIES);
+	if (err)
+		return err;
+	sodp_umem_access_end(&acc);
+
+	if (check_add_overflow(start, sodp_umem_length(mem->sodp), &end))
+		end = U64_MAX;
+	va = (va & PAGE_MASK) + PAGE_SIZE;
+	if (va < end) {
+		ahead = min_t(u64, end - va, SIW_SODP_RX_AHEAD);
+		/* Memory ahead may be unmapped or read-only: not our miss. */
+		sodp_umem_prefetch(mem->sodp, va, ahead, SODP_PREFETCH_WRITE);
+	}
+	return 0;
+}
+
+/* Is @qp still the QP reading @sk? Caller holds sk_callback_lock. */
+static bool siw_sodp_sk_is_qp(struct sock *sk, struct siw_qp *qp)
+{
+	return sk->sk_user_data && sk_to_qp(sk) == qp;
+}
+
+static void siw_sodp_rx_work(struct work_struct *work)
+{
+	struct siw_sodp_qp *sq = container_of(to_delayed_work(work),
+					      struct siw_sodp_qp, rx_work);
+	struct siw_qp *qp = container_of(sq, struct siw_qp, sodp);
+	/* The new deferral of a resumed receive replaces these fields. */
+	struct siw_mem *mem = sq->rx_mem;
+	struct sock *sk = sq->rx_sk;
+	bool done = true;
+
+	if (!sq->rx_faulted) {
+		int err = 0;
+
+		if (READ_ONCE(qp->attrs.state) == SIW_QP_STATE_RTS)
+			err = siw_sodp_rx_fault(mem, sq->rx_va);
+		siw_dbg_qp(qp, "deferred fault at %#llx, err = %d\n",
+			   sq->rx_va, err);
+		/*
+		 * -EFAULT/-ERANGE: the process cannot write there, make the
+		 * resumed receive fail on this page. Anything else (-EBUSY,
+		 * -ENOMEM) is retried by the next miss, which the retry
+		 * bound of siw_sodp_rx_defer() limits.
+		 */
+		if (err == -EFAULT || err == -ERANGE) {
+			sq->rx_fail_va = sq->rx_va & PAGE_MASK;
+			sq->rx_failed = true;
+		}
+		sq->rx_faulted = true;
+	}
+
+	lock_sock(sk);
+	read_lock_bh(&sk->sk_callback_lock);
+	if (siw_sodp_sk_is_qp(sk, qp)) {
+		if (down_read_trylock(&qp->state_lock)) {
+			sq->rx_deferred = false;
+			if (qp->attrs.state == SIW_QP_STATE_RTS &&
+			    !qp->rx_stream.rx_suspend) {
+				read_descriptor_t rd_desc = {
+					.arg.data = qp,
+					.count = 1,
+				};
+
+				tcp_read_sock(sk, &rd_desc, siw_tcp_rx_data);
+			}
+			up_read(&qp->state_lock);
+		} else {
+			/* Keep the deferral (and its references). */
+			done = !queue_delayed_work(siw_sodp_wq, &sq->rx_work,
+						   msecs_to_jiffies(1));
+		}
+	} else {
+		/* The connection is gone: nothing to resume. */
+		sq->rx_deferred = false;
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+	release_sock(sk);
+
+	if (done)
+		siw_sodp_rx_put(qp, mem, sk);
+}
+
+/*
+ * Stop the receive path at @va, a page of @mem that is not resident, and
+ * queue the fault. Called from siw_sodp_rx_mem(), i.e. from the receive
+ * path under the socket lock. Returns 0 if deferred, -EACCES if the QP is
+ * to be terminated instead.
+ */
+static int siw_sodp_rx_defer(struct siw_qp *qp, struct siw_mem *mem, u64 va)
+{
+	struct siw_sodp_qp *sq = &qp->sodp;
+	u64 page = va & PAGE_MASK;
+	struct sock *sk;
+
+	if (sq->rx_failed && sq->rx_fail_va == page)
+		return -EACCES;
+
+	if (page == sq->rx_last_va && sq->rx_bytes == sq->rx_last_bytes) {
+		if (++sq->rx_retries > SIW_SODP_RX_MAX_RETRIES) {
+			pr_warn_ratelimited("siw: [QP %u]: page %#llx keeps missing, giving up\n",
+					    qp_id(qp), page);
+			return -EACCES;
+		}
+	} else {
+		sq->rx_retries = 0;
+		sq->rx_last_va = page;
+		sq->rx_last_bytes = sq->rx_bytes;
+	}
+
+	if (!qp->attrs.sk || !qp->attrs.sk->sk)
+		return -EACCES;
+	sk = qp->attrs.sk->sk;
+
+	/* Dropped by the work, or by siw_sodp_qp_destroy() if cancelled. */
+	siw_qp_get(qp);
+	kref_get(&mem->ref);
+	sock_hold(sk);
+
+	sq->rx_mem = mem;
+	sq->rx_sk = sk;
+	sq->rx_va = va;
+	sq->rx_faulted = false;
+	sq->rx_deferred = true;
+	sodp_umem_count_deferral(mem->sodp);
+
+	/* Not pending: rx_deferred was clear, and only we queue it then. */
+	if (!queue_delayed_work(siw_sodp_wq, &sq->rx_work, 0)) {
+		sq->rx_deferred = false;
+		siw_sodp_rx_put(qp, mem, sk);
+		return -EACCES;
+	}
+	return 0;
+}
+
+/**
+ * siw_sodp_rx_mem() - place received payload into a sodp MR
+ * @srx: the QP's receive stream, positioned at the payload in srx->skb
+ * @mem: the target MR, its range and rights checked by the caller
+ * @va: user virtual address of the first byte
+ * @len: bytes to place
+ *
+ * Copies page by page from the skb through non-faulting sodp leases and
+ * advances the stream over what it placed. At the first page that is not
+ * resident it stops, queues a deferral (siw_sodp_rx_defer()) and returns
+ * the bytes placed so far: the caller accounts them and returns -EAGAIN,
+ * and siw_tcp_rx_data() then consumes nothing more, so the rest stays in
+ * the socket and TCP flow control holds the sender back.
+ *
+ * Context: the receive path: softirq or socket owner, never sleeps.
+ * Return: @len; fewer bytes (0 or more) when deferred, with
+ * siw_sodp_rx_deferred() true; -EACCES when the process cannot write the
+ * page (the caller terminates the QP with an access error); -EFAULT when
+ * the skb cannot be read (internal error).
+ */
+int siw_sodp_rx_mem(struct siw_rx_stream *srx, struct siw_mem *mem, u64 va,
+		    int len)
+{
+	struct siw_qp *qp = rx_qp(srx);
+	bool skb_err = false;
+	int copied = 0;
+	int rv = 0;
+
+	while (len > 0) {
+		int bytes = min_t(int, len, PAGE_SIZE - offset_in_page(va));
+		struct sodp_access acc;
+		void *kaddr;
+
+		rv = sodp_umem_access_begin(mem->sodp, va, bytes,
+					    SODP_NOFAULT | SODP_WRITE, &acc,
+					    &kaddr);
+		if (rv)
+			break;
+		rv = skb_copy_bits(srx->skb, srx->skb_offset, kaddr, bytes);
+		sodp_umem_access_end(&acc);
+		if (rv) {
+			skb_err = true;
+			break;
+		}
+		/* CRC over the skb: the process may change its buffer. */
+		if (srx->mpa_crc_hd)
+			siw_crc_skb(srx, bytes);
+
+		srx->skb_offset += bytes;
+		copied += bytes;
+		va += bytes;
+		len -= bytes;
+	}
+	srx->skb_copied += copied;
+	srx->skb_new -= copied;
+	qp->sodp.rx_bytes += copied;
+
+	if (skb_err)
+		return -EFAULT;
+	switch (rv) {
+	case 0:
+		return copied;
+	case -EAGAIN:
+	case -ENOMEM:
+		rv = siw_sodp_rx_defer(qp, mem, va);
+		return rv ? rv : copied;
+	default:
+		siw_dbg_qp(qp, "sodp access at %#llx failed, err = %d\n",
+			   va, rv);
+		return -EACCES;
+	}
+}
+
+/**
+ * siw_sodp_qp_init() - initialise the sodp state of a new QP
+ * @qp: the QP
+ *
+ * Context: process context (QP creation).
+ */
+void siw_sodp_qp_init(struct siw_qp *qp)
+{
+	INIT_DELAYED_WORK(&qp->sodp.rx_work, siw_sodp_rx_work);
+}
+
+/**
+ * siw_sodp_qp_destroy() - stop the sodp activity of a QP being destroyed
+ * @qp: the QP, already moved out of RTS under its state_lock
+ *
+ * Cancels a pending receive deferral or waits for a running one (which
+ * then finds the QP out of RTS and resumes nothing), dropping the
+ * references it held, and frees the transmit bounce buffer: the transmit
+ * path runs only in RTS, under state_lock.
+ *
+ * Context: process context, may sleep.
+ */
+void siw_sodp_qp_destroy(struct siw_qp *qp)
+{
+	struct siw_sodp_qp *sq = &qp->sodp;
+
+	if (cancel_delayed_work_sync(&sq->rx_work)) {
+		sq->rx_deferred = false;
+		siw_sodp_rx_put(qp, sq->rx_mem, sq->rx_sk);
+	}
+	kvfree(sq->tx_buf);
+	sq->tx_buf = NULL;
+	sq->tx_buf_len = 0;
+}
+
+/**
+ * siw_sodp_query_device() - advertise on-demand paging
+ * @attr: the device attributes being reported
+ *
+ * Explicit and implicit ODP; on RC (iWARP's only transport): SEND, RECV,
+ * WRITE, READ and SRQ receive. siw has no atomics.
+ *
+ * Context: process context.
+ */
+void siw_sodp_query_device(struct ib_device_attr *attr)
+{
+	struct ib_odp_caps *caps = &attr->odp_caps;
+
+	attr->kernel_cap_flags |= IBK_ON_DEMAND_PAGING;
+	caps->general_caps = IB_ODP_SUPPORT | IB_ODP_SUPPORT_IMPLICIT;
+	caps->per_transport_caps.rc_odp_caps = IB_ODP_SUPPORT_SEND |
+					       IB_ODP_SUPPORT_RECV |
+					       IB_ODP_SUPPORT_WRITE |
+					       IB_ODP_SUPPORT_READ |
+					       IB_ODP_SUPPORT_SRQ_RECV;
+}
+
+/* The per-MR counters, named like rxe's (and mlx5's where they match). */
+static const struct {
+	const char *name;
+	size_t offset;
+} siw_sodp_counters[] = {
+	{ "page_faults", offsetof(struct sodp_stats, faults) },
+	{ "pages_faulted", offsetof(struct sodp_stats, pages_faulted) },
+	{ "page_invalidations", offsetof(struct sodp_stats, invalidations) },
+	{ "pages_invalidated", offsetof(struct sodp_stats, pages_invalidated) },
+	{ "page_prefetch", offsetof(struct sodp_stats, prefetches) },
+	{ "cache_hits", offsetof(struct sodp_stats, cache_hits) },
+	{ "cache_misses", offsetof(struct sodp_stats, cache_misses) },
+	{ "cache_recalls", offsetof(struct sodp_stats, recalls) },
+	{ "deferrals", offsetof(struct sodp_stats, deferrals) },
+	{ "pages_mirrored", offsetof(struct sodp_stats, pages_mirrored) },
+	{ "pages_cached", offsetof(struct sodp_stats, pages_cached) },
+};
+
+/**
+ * siw_sodp_fill_stat_mr_entry() - per-MR sodp counters for rdma statistic
+ * @msg: the netlink message being built
+ * @ibmr: the MR
+ *
+ * Context: process context (netlink dump).
+ * Return: 0, or -EMSGSIZE when the message is full.
+ */
+int siw_sodp_fill_stat_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
+{
+	struct siw_mem *mem = to_siw_mr(ibmr)->mem;
+	struct nlattr *table;
+	struct sodp_stats st;
+	unsigned int i;
+
+	if (!mem || !mem->is_sodp)
+		return 0;
+
+	sodp_umem_stats(mem->sodp, &st);
+
+	table = nla_nest_start(msg, RDMA_NLDEV_ATTR_STAT_HWCOUNTERS);
+	if (!table)
+		return -EMSGSIZE;
+	for (i = 0; i < ARRAY_SIZE(siw_sodp_counters); i++) {
+		u64 *v = (void *)&st + siw_sodp_counters[i].offset;
+
+		if (rdma_nl_stat_hwcounter_entry(msg, siw_sodp_counters[i].name,
+						 *v))
+			goto out_cancel;
+	}
+	nla_nest_end(msg, table);
+	return 0;
+
+out_cancel:
+	nla_nest_cancel(msg, table);
+	return -EMSGSIZE;
+}
+
+/* Asynchronous prefetch: memory references are held until it is done. */
+struct siw_sodp_prefetch {
+	struct work_struct work;
+	unsigned int flags;
+	u32 num_sge;
+	struct siw_sodp_prefetch_sge {
+		struct siw_mem *mem;
+		u64 va;
+		u32 length;
+	} sge[] __counted_by(num_sge);
+};
+
+/* A chunk at a time, so that a deregistered MR stops a long prefetch. */
+#define SIW_SODP_PREFETCH_CHUNK	SZ_2M
+
+static int siw_sodp_prefetch_sge(struct siw_mem *mem, u64 va, u32 length,
+				 unsigned int flags, bool async)
+{
+	int err;
+
+	while (length) {
+		u32 bytes = min_t(u32, length, SIW_SODP_PREFETCH_CHUNK);
+
+		/* siw_mr_drop_mem() clears stag_valid before the put. */
+		if (async && !READ_ONCE(mem->stag_valid))
+			return 0;
+		err = sodp_umem_prefetch(mem->sodp, va, bytes, flags);
+		if (err)
+			return err;
+		va += bytes;
+		length -= bytes;
+		cond_resched();
+	}
+	return 0;
+}
+
+static void siw_sodp_prefetch_put(struct siw_sodp_prefetch *pf)
+{
+	u32 i;
+
+	for (i = 0; i < pf->num_sge; i++)
+		if (pf->sge[i].mem)
+			siw_mem_put(pf->sge[i].mem);
+	kfree(pf);
+}
+
+static void siw_sodp_prefetch_work(struct work_struct *work)
+{
+	struct siw_sodp_prefetch *pf =
+		container_of(work, struct siw_sodp_prefetch, work);
+	u32 i;
+
+	/* Best effort: errors of an asynchronous prefetch are not reported. */
+	for (i = 0; i < pf->num_sge; i++)
+		siw_sodp_prefetch_sge(pf->sge[i].mem, pf->sge[i].va,
+				      pf->sge[i].length, pf->flags, true);
+	siw_sodp_prefetch_put(pf);
+}
+
+/* Look up the sodp MR of an SGE and check it; returns a referenced mem. */
+static struct siw_mem *siw_sodp_prefetch_mem(struct ib_pd *pd,
+					     struct ib_sge *sge, int perms)
+{
+	struct siw_device *sdev = to_siw_dev(pd->device);
+	struct siw_mem *mem;
+	u64 end;
+
+	mem = siw_mem_id2obj(sdev, sge->lkey >> 8);
+	if (!mem)
+		return NULL;
+	if (!mem->is_sodp || mem->is_mw || !mem->stag_valid ||
+	    mem->stag != sge->lkey || mem->pd != pd ||
+	    (mem->perms & perms) != perms ||
+	    check_add_overflow(sge->addr, (u64)sge->length, &end) ||
+	    sge->addr < mem->va || end - mem->va > mem->len) {
+		siw_mem_put(mem);
+		return NULL;
+	}
+	return mem;
+}
+
+/**
+ * siw_sodp_advise_mr() - ibv_advise_mr() for sodp MRs
+ * @pd: protection domain of the MRs
+ * @advice: PREFETCH, PREFETCH_WRITE or PREFETCH_NO_FAULT
+ * @flags: IB_UVERBS_ADVISE_MR_FLAG_FLUSH makes the call synchronous
+ * @sg_list: ranges given by lkey, address and length
+ * @num_sge: entries in @sg_list
+ * @attrs: uverbs attributes (unused)
+ *
+ * Without FLUSH the prefetch runs in a work item that holds a reference on
+ * every memory object until it is done, so it never outlives them; it
+ * stops early when an MR is deregistered meanwhile.
+ *
+ * Context: process context.
+ * Return: 0; -EOPNOTSUPP for an unknown advice or flag; -EINVAL for an
+ * lkey that does not name a sodp MR of @pd with the needed access, or a
+ * range outside it; with FLUSH, the errno of the first failing prefetch
+ * (-EFAULT for memory that cannot be faulted); -ENOMEM.
+ */
+int siw_sodp_advise_mr(struct ib_pd *pd,
+		       enum ib_uverbs_advise_mr_advice advice, u32 flags,
+		       struct ib_sge *sg_list, u32 num_sge,
+		       struct uverbs_attr_bundle *attrs)
+{
+	struct siw_sodp_prefetch *pf;
+	unsigned int pflags;
+	int perms = 0;
+	int err = 0;
+	u32 i;
+
+	switch (advice) {
+	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH:
+		pflags = 0;
+		break;
+	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE:
+		pflags = SODP_PREFETCH_WRITE;
+		perms = IB_ACCESS_LOCAL_WRITE;
+		break;
+	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT:
+		pflags = SODP_PREFETCH_NO_FAULT;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	if (flags & ~IB_UVERBS_ADVISE_MR_FLAG_FLUSH)
+		return -EOPNOTSUPP;
+
+	pf = kzalloc(struct_size(pf, sge, num_sge), GFP_KERNEL);
+	if (!pf)
+		return -ENOMEM;
+	pf->num_sge = num_sge;
+	pf->flags = pflags;
+
+	for (i = 0; i < num_sge; i++) {
+		pf->sge[i].mem = siw_sodp_prefetch_mem(pd, &sg_list[i], perms);
+		if (!pf->sge[i].mem) {
+			err = -EINVAL;
+			goto out_put;
+		}
+		pf->sge[i].va = sg_list[i].addr;
+		pf->sge[i].length = sg_list[i].length;
+	}
+
+	if (!(flags & IB_UVERBS_ADVISE_MR_FLAG_FLUSH)) {
+		INIT_WORK(&pf->work, siw_sodp_prefetch_work);
+		queue_work(siw_sodp_wq, &pf->work);
+		return 0;
+	}
+
+	for (i = 0; i < num_sge && !err; i++)
+		err = siw_sodp_prefetch_sge(pf->sge[i].mem, pf->sge[i].va,
+					    pf->sge[i].length, pflags, false);
+out_put:
+	siw_sodp_prefetch_put(pf);
+	return err;
+}
