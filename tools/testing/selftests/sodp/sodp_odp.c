@@ -135,6 +135,7 @@ struct odp_ctx {
 	struct sodp_dev dev;
 	bool dev_open;
 	struct sodp_pair pair;
+	struct sodp_pair xpair;		/* a second pair where needed */
 	struct ibv_srq *srq;		/* server QP receives from it */
 	struct sodp_ud ud;
 	uint64_t seed;
@@ -285,6 +286,7 @@ static void ctx_teardown(struct odp_ctx *c)
 	for (i = 0; i < NSLOT; i++)
 		sodp_mr_dereg(&c->mr[i]);
 	sodp_pair_destroy(&c->pair);
+	sodp_pair_destroy(&c->xpair);
 	sodp_ud_destroy(&c->ud);
 	if (c->srq)
 		ibv_destroy_srq(c->srq);
@@ -439,7 +441,9 @@ static void rdma_read(struct __test_metadata *_metadata, struct odp_ctx *c,
  *   once sent; the responder's TERMINATE closes the connection. A READ
  *   completes with an error status.
  * Either way a RECV posted beforehand is flushed, which proves the QP went
- * to error. Nothing is placed in @local for a failed READ.
+ * to error. A READ refused at its first byte places nothing in @local; one
+ * that fails part way may have placed the responses before the failure
+ * (the local buffer is undefined after an error completion).
  */
 static void rdma_refused(struct __test_metadata *_metadata, struct odp_ctx *c,
 			 enum ibv_wr_opcode opcode, void *local, size_t len,
@@ -1303,6 +1307,75 @@ TEST_F_TIMEOUT(odp, madv_dontneed, CASE_TIMEOUT)
 	ASSERT_SAME(dst, buf, len);
 }
 
+/*
+ * mremap() under a live, mirrored ODP MR: two pages of another mapping
+ * moved into the MR's range (MREMAP_FIXED) are what an RDMA READ returns
+ * there; moving them out again leaves a hole that a READ across it is
+ * refused on (placing at most the data before the hole, never the moved
+ * pages), while the rest of the MR keeps working and the moved pages kept
+ * their content.
+ */
+TEST_F_TIMEOUT(odp, mremap_move, CASE_TIMEOUT)
+{
+	struct odp_ctx *c = &self->c;
+	const size_t P = PAGE_SZ, len = 8 * P;
+	uint64_t sa = c->seed, sb = c->seed ^ 0xb;
+	uint8_t *buf, *dst, *other, *away;
+	struct ibv_mr *mr, *dmr;
+	const char *why;
+	size_t i;
+	void *p;
+
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_READ, false);
+	if (why)
+		SKIP(return, "%s", why);
+	buf = slot_anon(_metadata, c, 0, len, 0);
+	sodp_pattern_fill(buf, len, sa, 0);
+	dst = slot_anon(_metadata, c, 1, len, SENT_LOCAL);
+	other = slot_anon(_metadata, c, 2, 2 * P, 0);
+	sodp_pattern_fill(other, 2 * P, sb, 0);
+	away = slot_anon(_metadata, c, 3, 2 * P, 0);
+	mr = slot_reg(_metadata, c, 0, buf, len, ODP_RW);
+	dmr = slot_reg(_metadata, c, 1, dst, len, IBV_ACCESS_LOCAL_WRITE);
+	ctx_connect(_metadata, c);
+
+	rdma_read(_metadata, c, dst, len, dmr->lkey, (uintptr_t)buf,
+		  mr->rkey);
+	ASSERT_PATTERN(dst, len, sa, 0);
+
+	p = mremap(other, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   buf + 3 * P);
+	ASSERT_EQ(buf + 3 * P, p);
+	c->map[2] = NULL;
+	rdma_read(_metadata, c, dst, len, dmr->lkey, (uintptr_t)buf,
+		  mr->rkey);
+	ASSERT_PATTERN(dst, 3 * P, sa, 0);
+	ASSERT_PATTERN(dst + 3 * P, 2 * P, sb, 0);
+	ASSERT_PATTERN(dst + 5 * P, 3 * P, sa, 5 * P);
+
+	p = mremap(buf + 3 * P, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   away);
+	ASSERT_EQ(away, p);
+	memset(dst, SENT_LOCAL, len);
+	rdma_refused(_metadata, c, IBV_WR_RDMA_READ, dst, len, dmr->lkey,
+		     (uintptr_t)buf, mr->rkey);
+	/* Responses before the hole may have been placed, none after. */
+	for (i = 0; i < 3 * P; i++)
+		if (dst[i] != SENT_LOCAL &&
+		    dst[i] != sodp_pattern_byte(sa, i))
+			break;
+	ASSERT_EQ(3 * P, i) TH_LOG("byte %zu is %#x", i, dst[i]);
+	ASSERT_BYTES(dst + 3 * P, 5 * P, SENT_LOCAL);
+	ctx_connect(_metadata, c);
+	rdma_read(_metadata, c, dst, 3 * P, dmr->lkey, (uintptr_t)buf,
+		  mr->rkey);
+	ASSERT_PATTERN(dst, 3 * P, sa, 0);
+	rdma_read(_metadata, c, dst + 5 * P, 3 * P, dmr->lkey,
+		  (uintptr_t)buf + 5 * P, mr->rkey);
+	ASSERT_PATTERN(dst + 5 * P, 3 * P, sa, 5 * P);
+	ASSERT_PATTERN(away, 2 * P, sb, 0);
+}
+
 /* Wait (bounded) for one byte from @fd; 0 if it is @want. */
 static int pipe_wait(int fd, char want)
 {
@@ -1441,8 +1514,9 @@ TEST_F_TIMEOUT(odp, fork_cow, CASE_TIMEOUT)
 /*
  * mprotect(PROT_READ) of a mirrored, writable ODP MR: RDMA READ still
  * works, a remote RDMA WRITE is refused (IBV_WC_REM_ACCESS_ERR on RoCE,
- * see rdma_refused()) and nothing is written. After PROT_READ|PROT_WRITE
- * is restored a fresh connection writes again, verified byte for byte.
+ * see rdma_refused()) and nothing is written. Under PROT_NONE a READ is
+ * refused too and places nothing. After PROT_READ|PROT_WRITE is restored
+ * a fresh connection writes again, verified byte for byte.
  */
 TEST_F_TIMEOUT(odp, mprotect_ro, CASE_TIMEOUT)
 {
@@ -1478,6 +1552,12 @@ TEST_F_TIMEOUT(odp, mprotect_ro, CASE_TIMEOUT)
 		     (uintptr_t)buf + woff, mr->rkey);
 	ASSERT_PATTERN(buf, len, sa, 0);
 
+	ASSERT_EQ(0, mprotect(buf, len, PROT_NONE));
+	memset(loc + len, SENT_LOCAL, len);
+	rdma_refused(_metadata, c, IBV_WR_RDMA_READ, loc + len, len,
+		     lmr->lkey, (uintptr_t)buf, mr->rkey);
+	ASSERT_BYTES(loc + len, len, SENT_LOCAL);
+
 	ASSERT_EQ(0, mprotect(buf, len, PROT_READ | PROT_WRITE));
 	ctx_connect(_metadata, c);
 	rdma_write(_metadata, c, loc, wlen, lmr->lkey, (uintptr_t)buf + woff,
@@ -1498,7 +1578,10 @@ TEST_F_TIMEOUT(odp, mprotect_ro, CASE_TIMEOUT)
  * 2 MiB boundary mirrors whole huge pages (pages_faulted grows by at
  * least 512), one across the 6 MiB boundary faults THPs in from the MR;
  * the data and the bytes around it are checked, and RDMA READs of 1.5 MiB
- * across both boundaries return exactly what the CPU sees.
+ * across both boundaries return exactly what the CPU sees. Then
+ * MADV_DONTNEED of one 4 KiB page inside a mirrored, cached THP (which
+ * splits it): a READ across it returns zeros for that page and the data
+ * around it, a WRITE across it lands.
  */
 TEST_F_TIMEOUT(odp, thp, CASE_TIMEOUT)
 {
@@ -1506,6 +1589,7 @@ TEST_F_TIMEOUT(odp, thp, CASE_TIMEOUT)
 	const size_t len = 8 * MIB, wl = MIB + 7, rl = 3 * MIB / 2;
 	const size_t w1 = 2 * MIB - 5000, w2 = 6 * MIB - 3000;
 	const size_t r1 = 2 * MIB - 777777, r2 = 6 * MIB - 777777;
+	const size_t z = 2 * MIB + MIB / 2;	/* in w1's range and r1's */
 	struct sodp_mr_stats st0, st1;
 	struct ibv_mr *mr, *smr, *dmr;
 	uint8_t *raw, *a, *src, *dst;
@@ -1568,6 +1652,19 @@ TEST_F_TIMEOUT(odp, thp, CASE_TIMEOUT)
 	rdma_read(_metadata, c, dst, rl, dmr->lkey, (uintptr_t)a + r2,
 		  mr->rkey);
 	ASSERT_SAME(dst, a + r2, rl);
+
+	/* Zap a 4 KiB page inside a mirrored, cached THP (PMD split). */
+	ASSERT_EQ(0, madvise(a + z, PAGE_SZ, MADV_DONTNEED));
+	rdma_read(_metadata, c, dst, rl, dmr->lkey, (uintptr_t)a + r1,
+		  mr->rkey);
+	ASSERT_BYTES(dst + z - r1, PAGE_SZ, 0);
+	ASSERT_SAME(dst, a + r1, rl);
+	rdma_write(_metadata, c, src, 2 * PAGE_SZ, smr->lkey,
+		   (uintptr_t)a + z - PAGE_SZ / 2, mr->rkey);
+	ASSERT_PATTERN(a + z - PAGE_SZ / 2, 2 * PAGE_SZ, c->seed, 0);
+	rdma_read(_metadata, c, dst, rl, dmr->lkey, (uintptr_t)a + r1,
+		  mr->rkey);
+	ASSERT_SAME(dst, a + r1, rl);
 }
 
 #define NR_HUGEPAGES	"/proc/sys/vm/nr_hugepages"
@@ -1637,23 +1734,26 @@ TEST_F_TIMEOUT(odp, hugetlb, CASE_TIMEOUT)
 
 /* ---- Migration and compaction during traffic --------------------------- */
 
+#define NSTREAMS	2	/* QPs working on the one MR at the same time */
+#define STREAM_PAGES	16	/* pages per buffer of a stream */
+#define MIGRATE_MS	30000	/* bound on the migration rounds */
+
 /*
- * A stream of RDMA WRITE + READ-back pairs on one QP, run by a thread:
- * every iteration writes a new pattern from @src into @tgt and reads it
- * back into @dst, and checks both the READ result and the CPU's view of
- * @tgt. All three buffers are ODP MRs in one mapping.
+ * One stream of RDMA WRITE + READ-back pairs on its own QP, run by a
+ * thread: every iteration writes a new pattern from @src into @tgt and
+ * reads it back into @dst, and checks both the READ result and the CPU's
+ * view of @tgt. All buffers of all streams are in one ODP MR, so the
+ * streams share one umem (lock, mirror table and cache) while the mm
+ * moves its pages.
  */
 struct stream {
-	struct odp_ctx *c;
-	uint8_t *buf;		/* the mapping: tgt, src, dst */
-	size_t npages;		/* pages of the mapping */
+	struct sodp_pair *pair;
+	int timeout_ms;
+	struct ibv_mr *mr;
 	uint8_t *tgt;
 	uint8_t *src;
 	uint8_t *dst;
 	size_t len;		/* bytes per buffer */
-	struct ibv_mr *tmr;
-	struct ibv_mr *smr;
-	struct ibv_mr *dmr;
 	uint64_t seed;
 	pthread_t thread;
 	bool running;
@@ -1661,6 +1761,14 @@ struct stream {
 	uint64_t iters;		/* __atomic */
 	int err;
 	char why[256];
+};
+
+/* NSTREAMS streams over one mapping and one ODP MR. */
+struct traffic {
+	uint8_t *buf;
+	size_t npages;
+	struct ibv_mr *mr;
+	struct stream s[NSTREAMS];
 };
 
 static int stream_fail(struct stream *s, const char *fmt, ...)
@@ -1676,16 +1784,16 @@ static int stream_fail(struct stream *s, const char *fmt, ...)
 
 static int stream_op(struct stream *s, uint64_t i, enum ibv_wr_opcode op)
 {
-	struct sodp_end *cli = &s->c->pair.cli;
+	struct sodp_end *cli = &s->pair->cli;
 	bool write = op == IBV_WR_RDMA_WRITE;
 	struct ibv_wc wc;
 	int ret;
 
 	ret = sodp_post_rdma(cli, op, WRID_RDMA, write ? s->src : s->dst,
-			     s->len, write ? s->smr->lkey : s->dmr->lkey,
-			     (uintptr_t)s->tgt, s->tmr->rkey, 0);
+			     s->len, s->mr->lkey, (uintptr_t)s->tgt,
+			     s->mr->rkey, 0);
 	if (!ret)
-		ret = sodp_poll_one(cli->scq, &wc, s->c->dev.timeout_ms);
+		ret = sodp_poll_one(cli->scq, &wc, s->timeout_ms);
 	if (ret)
 		return stream_fail(s, "%s %llu: %s", write ? "WRITE" : "READ",
 				   (unsigned long long)i, strerror(-ret));
@@ -1728,7 +1836,8 @@ static void *stream_main(void *arg)
 	struct stream *s = arg;
 	uint64_t i;
 
-	for (i = 0; !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE); i++) {
+	for (i = s->iters; !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+	     i++) {
 		if (stream_step(s, i))
 			break;
 		__atomic_store_n(&s->iters, i + 1, __ATOMIC_RELEASE);
@@ -1742,55 +1851,112 @@ static uint64_t stream_iters(struct stream *s)
 }
 
 /*
- * Set up @s over @per pages per buffer in slot 0 (MRs in slots 0..2),
- * 4 KiB pages (MADV_NOHUGEPAGE before the CPU touches them), connected.
+ * Set up @t: NSTREAMS x 3 buffers of @per 4 KiB pages (MADV_NOHUGEPAGE
+ * before the CPU touches them) in slot 0, one ODP MR over all of them in
+ * MR slot 0, stream 0 on c->pair and stream 1 on c->xpair.
  */
-static void stream_setup(struct __test_metadata *_metadata, struct odp_ctx *c,
-			 struct stream *s, size_t per)
+static void traffic_setup(struct __test_metadata *_metadata,
+			  struct odp_ctx *c, struct traffic *t, size_t per)
 {
-	memset(s, 0, sizeof(*s));
-	s->c = c;
-	s->npages = 3 * per;
-	s->len = per * PAGE_SZ;
-	s->seed = c->seed;
-	s->buf = slot_anon(_metadata, c, 0, s->npages * PAGE_SZ, -1);
-	ASSERT_EQ(0, madvise(s->buf, s->npages * PAGE_SZ, MADV_NOHUGEPAGE));
-	memset(s->buf, SENT_DST, s->npages * PAGE_SZ);
-	s->tgt = s->buf;
-	s->src = s->buf + s->len;
-	s->dst = s->buf + 2 * s->len;
-	s->tmr = slot_reg(_metadata, c, 0, s->tgt, s->len, ODP_RW);
-	s->smr = slot_reg(_metadata, c, 1, s->src, s->len,
-			  IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND);
-	s->dmr = slot_reg(_metadata, c, 2, s->dst, s->len,
-			  IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND);
+	struct sodp_pair *pairs[NSTREAMS] = { &c->pair, &c->xpair };
+	size_t len = per * PAGE_SZ;
+	int i;
+
+	memset(t, 0, sizeof(*t));
+	t->npages = NSTREAMS * 3 * per;
+	t->buf = slot_anon(_metadata, c, 0, t->npages * PAGE_SZ, -1);
+	ASSERT_EQ(0, madvise(t->buf, t->npages * PAGE_SZ, MADV_NOHUGEPAGE));
+	memset(t->buf, SENT_DST, t->npages * PAGE_SZ);
+	t->mr = slot_reg(_metadata, c, 0, t->buf, t->npages * PAGE_SZ,
+			 ODP_RW);
 	ctx_connect(_metadata, c);
+	ASSERT_EQ(0, sodp_pair_connect(&c->dev, &c->xpair));
+	for (i = 0; i < NSTREAMS; i++) {
+		struct stream *s = &t->s[i];
+
+		s->pair = pairs[i];
+		s->timeout_ms = c->dev.timeout_ms;
+		s->mr = t->mr;
+		s->len = len;
+		s->tgt = t->buf + (3 * i) * len;
+		s->src = t->buf + (3 * i + 1) * len;
+		s->dst = t->buf + (3 * i + 2) * len;
+		s->seed = c->seed + ((uint64_t)i << 32);
+	}
 }
 
-static void stream_start(struct __test_metadata *_metadata, struct stream *s)
+static void traffic_start(struct __test_metadata *_metadata,
+			  struct traffic *t)
 {
-	__atomic_store_n(&s->stop, 0, __ATOMIC_RELEASE);
-	ASSERT_EQ(0, pthread_create(&s->thread, NULL, stream_main, s));
-	s->running = true;
+	int i;
+
+	for (i = 0; i < NSTREAMS; i++) {
+		__atomic_store_n(&t->s[i].stop, 0, __ATOMIC_RELEASE);
+		ASSERT_EQ(0, pthread_create(&t->s[i].thread, NULL, stream_main,
+					    &t->s[i]));
+		t->s[i].running = true;
+	}
 }
 
-/* Stop and join the thread; no assertion, so callers may clean up first. */
-static void stream_stop(struct stream *s)
+/* Stop and join the threads; no assertion, callers check afterwards. */
+static void traffic_stop(struct traffic *t)
 {
-	if (!s->running)
-		return;
-	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
-	pthread_join(s->thread, NULL);
-	s->running = false;
+	int i;
+
+	for (i = 0; i < NSTREAMS; i++)
+		__atomic_store_n(&t->s[i].stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < NSTREAMS; i++) {
+		if (t->s[i].running)
+			pthread_join(t->s[i].thread, NULL);
+		t->s[i].running = false;
+	}
 }
 
-/* Wait (bounded) until the stream did @n more iterations or failed. */
-static void stream_wait(struct stream *s, uint64_t n, unsigned int max_ms)
+/* The first stream that failed, or NULL. */
+static struct stream *traffic_failed(struct traffic *t)
 {
-	uint64_t want = stream_iters(s) + n, end = now_ms() + max_ms;
+	int i;
 
-	while (stream_iters(s) < want && !s->err && now_ms() < end)
+	for (i = 0; i < NSTREAMS; i++)
+		if (t->s[i].err)
+			return &t->s[i];
+	return NULL;
+}
+
+static uint64_t traffic_min_iters(struct traffic *t)
+{
+	uint64_t n = UINT64_MAX, v;
+	int i;
+
+	for (i = 0; i < NSTREAMS; i++) {
+		v = stream_iters(&t->s[i]);
+		n = v < n ? v : n;
+	}
+	return n;
+}
+
+/* Wait (bounded) until every stream did @n more iterations, or failed. */
+static void traffic_wait(struct traffic *t, uint64_t n, unsigned int max_ms)
+{
+	uint64_t want = traffic_min_iters(t) + n, end = now_ms() + max_ms;
+
+	while (traffic_min_iters(t) < want && !traffic_failed(t) &&
+	       now_ms() < end)
 		sleep_ms(5);
+}
+
+/* One more checked iteration of every stream, from this thread. */
+static void traffic_check(struct __test_metadata *_metadata,
+			  struct traffic *t)
+{
+	int i;
+
+	for (i = 0; i < NSTREAMS; i++) {
+		struct stream *s = &t->s[i];
+
+		ASSERT_EQ(0, stream_step(s, s->iters)) TH_LOG("%s", s->why);
+		s->iters++;
+	}
 }
 
 /* The nodes that have memory; returns how many (at most 2) were found. */
@@ -1826,20 +1992,21 @@ static long move_pages_raw(unsigned long n, void **pages, const int *nodes,
 }
 
 /*
- * One migration round over the stream's pages: look up where each page is
- * and move it to the other node. moved[p] counts the pages whose status
- * says they arrived there. Returns the pages moved, or -errno.
+ * One migration round over all pages of @t: look up where each page is
+ * and move it to the other node. moved[p] counts the rounds in which page
+ * p's status says it arrived there. Returns -errno of move_pages() or the
+ * number of pages not moved (after the kernel's own retries).
  */
-static long stream_migrate(struct stream *s, const int nodes[2],
-			   unsigned int *moved, int *last_status)
+static long traffic_migrate(struct traffic *t, const int nodes[2],
+			    unsigned int *moved, int *last_status)
 {
-	size_t n = s->npages, p;
+	size_t n = t->npages, p;
 	int loc[n], target[n], status[n];
 	void *pages[n];
-	long ret, done = 0;
+	long ret;
 
 	for (p = 0; p < n; p++)
-		pages[p] = s->buf + p * PAGE_SZ;
+		pages[p] = t->buf + p * PAGE_SZ;
 	if (move_pages_raw(n, pages, NULL, loc))
 		return -errno;
 	for (p = 0; p < n; p++)
@@ -1848,63 +2015,64 @@ static long stream_migrate(struct stream *s, const int nodes[2],
 	if (ret < 0)
 		return -errno;
 	for (p = 0; p < n; p++) {
-		if (status[p] == target[p]) {
+		if (status[p] == target[p])
 			moved[p]++;
-			done++;
-		} else {
+		else
 			*last_status = status[p];
-		}
 	}
-	return done;
+	return ret;
 }
 
-#define MIGRATE_MS	30000	/* bound on the migration rounds */
-#define STREAM_PAGES	32	/* pages per stream buffer */
-
 /*
- * Migrate all pages of the stream (target, source and destination MRs) at
- * least once while the stream runs; 0 or -errno of move_pages().
+ * Migrate every page of @t at least once (and at least 4 rounds) while
+ * the streams run; 0 or -errno of move_pages(). *@nmoved: pages that
+ * really moved at least once.
  */
-static long stream_migrate_all(struct stream *s, const int nodes[2],
-			       unsigned int *rounds, size_t *nmoved)
+static long traffic_migrate_all(struct traffic *t, const int nodes[2],
+				unsigned int *rounds, size_t *nmoved)
 {
-	unsigned int moved[STREAM_PAGES * 3] = { 0 };
+	unsigned int moved[NSTREAMS * 3 * STREAM_PAGES] = { 0 };
 	uint64_t end = now_ms() + MIGRATE_MS;
 	int last_status = 0;
 	size_t p;
 	long ret;
 
 	*rounds = 0;
+	*nmoved = 0;
+	if (t->npages > ARRAY_SIZE(moved))
+		return -EINVAL;
 	do {
-		ret = stream_migrate(s, nodes, moved, &last_status);
+		ret = traffic_migrate(t, nodes, moved, &last_status);
 		if (ret < 0)
 			return ret;
 		++*rounds;
-		for (*nmoved = 0, p = 0; p < s->npages; p++)
+		for (*nmoved = 0, p = 0; p < t->npages; p++)
 			*nmoved += moved[p] > 0;
 		sleep_ms(10);
-	} while ((*nmoved < s->npages || *rounds < 4) && !s->err &&
+	} while ((*nmoved < t->npages || *rounds < 4) && !traffic_failed(t) &&
 		 now_ms() < end);
-	if (*nmoved < s->npages)
+	if (*nmoved < t->npages)
 		fprintf(stderr, "# last failed move_pages status %d\n",
 			last_status);
 	return 0;
 }
 
 /*
- * move_pages() between two NUMA nodes of every page of three ODP MRs
- * (RDMA WRITE source, target, READ-back destination) while a thread runs
- * a continuous WRITE + READ-back stream over them, checking every
- * iteration's data (READ result and the CPU's view): no error, every page
- * really moved at least once (status == target node), and the target MR's
- * page_invalidations grew. Needs two nodes with memory (numa=fake=2).
+ * move_pages() between two NUMA nodes of every page of one ODP MR while
+ * two QPs run continuous RDMA WRITE + READ-back streams through it (each
+ * stream's source, target and READ destination are in the MR), checking
+ * every iteration's data (READ result and the CPU's view): no error,
+ * every page really moved at least once (status == the other node), and
+ * the MR's page_invalidations grew. Needs two nodes with memory
+ * (numa=fake=2).
  */
 TEST_F_TIMEOUT(odp, move_pages_traffic, CASE_TIMEOUT)
 {
 	struct odp_ctx *c = &self->c;
 	struct sodp_mr_stats st0, st1;
 	unsigned int rounds = 0;
-	struct stream s;
+	struct traffic t;
+	struct stream *bad;
 	size_t nmoved = 0;
 	const char *why;
 	int nodes[2];
@@ -1916,24 +2084,26 @@ TEST_F_TIMEOUT(odp, move_pages_traffic, CASE_TIMEOUT)
 		SKIP(return, "%s", why);
 	if (mem_nodes(nodes) < 2)
 		SKIP(return, "fewer than 2 NUMA nodes with memory");
-	stream_setup(_metadata, c, &s, STREAM_PAGES);
-	mr_stats(_metadata, c, s.tmr, &st0);
+	traffic_setup(_metadata, c, &t, STREAM_PAGES);
+	mr_stats(_metadata, c, t.mr, &st0);
 
-	stream_start(_metadata, &s);
-	stream_wait(&s, 1, 10000);
-	ret = stream_migrate_all(&s, nodes, &rounds, &nmoved);
-	stream_wait(&s, 2, 10000);
-	stream_stop(&s);
+	traffic_start(_metadata, &t);
+	traffic_wait(&t, 1, 10000);
+	ret = traffic_migrate_all(&t, nodes, &rounds, &nmoved);
+	traffic_wait(&t, 2, 10000);
+	traffic_stop(&t);
 
-	TH_LOG("%u move_pages rounds, %zu/%zu pages moved, %llu iterations",
-	       rounds, nmoved, s.npages, (unsigned long long)s.iters);
-	ASSERT_EQ(0, s.err) TH_LOG("%s", s.why);
+	TH_LOG("%u move_pages rounds, %zu/%zu pages moved, %llu+%llu iterations",
+	       rounds, nmoved, t.npages, (unsigned long long)t.s[0].iters,
+	       (unsigned long long)t.s[1].iters);
+	bad = traffic_failed(&t);
+	ASSERT_EQ(NULL, bad) TH_LOG("%s", bad->why);
 	ASSERT_EQ(0, ret) TH_LOG("move_pages: %s", strerror(-ret));
-	ASSERT_EQ(s.npages, nmoved);
-	ASSERT_LE(2ull, s.iters);
-	ASSERT_EQ(0, stream_step(&s, s.iters)) TH_LOG("%s", s.why);
-	mr_stats(_metadata, c, s.tmr, &st1);
-	TH_LOG("target MR: %llu invalidations, %llu recalls",
+	ASSERT_EQ(t.npages, nmoved);
+	ASSERT_LE(2ull, traffic_min_iters(&t));
+	traffic_check(_metadata, &t);
+	mr_stats(_metadata, c, t.mr, &st1);
+	TH_LOG("MR: %llu invalidations, %llu recalls",
 	       (unsigned long long)(st1.page_invalidations -
 				    st0.page_invalidations),
 	       (unsigned long long)(st1.cache_recalls - st0.cache_recalls));
@@ -1943,17 +2113,18 @@ TEST_F_TIMEOUT(odp, move_pages_traffic, CASE_TIMEOUT)
 #define COMPACT_PATH	"/proc/sys/vm/compact_memory"
 
 /*
- * Writing 1 to compact_memory (three times) while the WRITE + READ-back
- * stream of move_pages_traffic runs over three ODP MRs: every iteration's
- * data is right. Compaction may or may not move these pages; how many
- * invalidations it caused is logged.
+ * Writing 1 to compact_memory (three times) while the two WRITE +
+ * READ-back streams of move_pages_traffic run through one ODP MR: every
+ * iteration's data is right. Compaction may or may not move these pages;
+ * how many invalidations it caused is logged.
  */
 TEST_F_TIMEOUT(odp, compact_traffic, CASE_TIMEOUT)
 {
 	struct odp_ctx *c = &self->c;
 	struct sodp_mr_stats st0, st1;
 	int i, fd, werr = 0;
-	struct stream s;
+	struct stream *bad;
+	struct traffic t;
 	const char *why;
 
 	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_SEND |
@@ -1962,65 +2133,67 @@ TEST_F_TIMEOUT(odp, compact_traffic, CASE_TIMEOUT)
 		SKIP(return, "%s", why);
 	if (access(COMPACT_PATH, W_OK))
 		SKIP(return, "no %s: %s", COMPACT_PATH, strerror(errno));
-	stream_setup(_metadata, c, &s, STREAM_PAGES);
-	mr_stats(_metadata, c, s.tmr, &st0);
+	traffic_setup(_metadata, c, &t, STREAM_PAGES);
+	mr_stats(_metadata, c, t.mr, &st0);
 
-	stream_start(_metadata, &s);
-	stream_wait(&s, 1, 10000);
+	traffic_start(_metadata, &t);
+	traffic_wait(&t, 1, 10000);
 	for (i = 0; i < 3 && !werr; i++) {
 		fd = open(COMPACT_PATH, O_WRONLY);
 		if (fd < 0 || write(fd, "1", 1) != 1)
 			werr = errno;
 		if (fd >= 0)
 			close(fd);
-		stream_wait(&s, 1, 10000);
+		traffic_wait(&t, 1, 10000);
 	}
-	stream_stop(&s);
+	traffic_stop(&t);
 
-	ASSERT_EQ(0, s.err) TH_LOG("%s", s.why);
+	bad = traffic_failed(&t);
+	ASSERT_EQ(NULL, bad) TH_LOG("%s", bad->why);
 	ASSERT_EQ(0, werr) TH_LOG("compact_memory: %s", strerror(werr));
-	ASSERT_LE(3ull, s.iters);
-	ASSERT_EQ(0, stream_step(&s, s.iters)) TH_LOG("%s", s.why);
-	mr_stats(_metadata, c, s.tmr, &st1);
-	TH_LOG("%llu iterations; target MR: %llu invalidations",
-	       (unsigned long long)s.iters,
+	ASSERT_LE(3ull, traffic_min_iters(&t));
+	traffic_check(_metadata, &t);
+	mr_stats(_metadata, c, t.mr, &st1);
+	TH_LOG("%llu+%llu iterations; MR: %llu invalidations",
+	       (unsigned long long)t.s[0].iters,
+	       (unsigned long long)t.s[1].iters,
 	       (unsigned long long)(st1.page_invalidations -
 				    st0.page_invalidations));
 }
 
 /* ---- The pinned cache is a lease, not a pin -------------------------- */
 
-/* Every page of the stream moves to the other node in one call. */
+/* Every page of @t moves to the other node in one move_pages() call. */
 static void migrate_all_once(struct __test_metadata *_metadata,
-			     struct stream *s, const int nodes[2])
+			     struct traffic *t, const int nodes[2])
 {
-	int loc[s->npages], target[s->npages], status[s->npages];
-	void *pages[s->npages];
+	int loc[t->npages], target[t->npages], status[t->npages];
+	void *pages[t->npages];
 	size_t p;
 	long ret;
 
-	for (p = 0; p < s->npages; p++)
-		pages[p] = s->buf + p * PAGE_SZ;
-	ASSERT_EQ(0, move_pages_raw(s->npages, pages, NULL, loc));
-	for (p = 0; p < s->npages; p++)
+	for (p = 0; p < t->npages; p++)
+		pages[p] = t->buf + p * PAGE_SZ;
+	ASSERT_EQ(0, move_pages_raw(t->npages, pages, NULL, loc));
+	for (p = 0; p < t->npages; p++)
 		target[p] = loc[p] == nodes[0] ? nodes[1] : nodes[0];
-	ret = move_pages_raw(s->npages, pages, target, status);
+	ret = move_pages_raw(t->npages, pages, target, status);
 	ASSERT_EQ(0, ret) TH_LOG("%ld pages not moved", ret);
-	for (p = 0; p < s->npages; p++)
+	for (p = 0; p < t->npages; p++)
 		ASSERT_EQ(target[p], status[p])
 			TH_LOG("page %zu: status %d", p, status[p]);
 }
 
 /*
  * The fast-path cache never becomes a pin:
- * 1. while the stream runs (every page leased again and again), every
- *    page of its three MRs migrates at least once;
- * 2. once it stops, debugfs pages_held drops to 0 within the documented
+ * 1. while the two streams run (every page leased again and again),
+ *    every page of the MR migrates at least once;
+ * 2. once they stop, debugfs pages_held drops to 0 within the documented
  *    aging bound (1.5 x cache_idle_ms + workqueue latency; we allow
  *    3 x cache_idle_ms + DRAIN_SLACK_MS);
  * 3. then every page migrates in a single move_pages() call;
- * 4. after a few more iterations (pages held again), destroying the MRs
- *    and the connection leaves umems == 0 and pages_held == 0 at once.
+ * 4. after a few more iterations (pages held again), destroying the MR
+ *    and the connections leaves umems == 0 and pages_held == 0 at once.
  */
 TEST_F_TIMEOUT(odp, cache_is_a_lease, CASE_TIMEOUT)
 {
@@ -2028,11 +2201,12 @@ TEST_F_TIMEOUT(odp, cache_is_a_lease, CASE_TIMEOUT)
 	uint64_t start, waited, bound;
 	int64_t held = -1, umems;
 	unsigned int rounds = 0;
-	int nodes[2], i;
-	struct stream s;
+	struct stream *bad;
+	struct traffic t;
 	size_t nmoved = 0;
 	const char *why;
 	long idle, ret;
+	int nodes[2];
 
 	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_SEND |
 		       IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ, false);
@@ -2043,17 +2217,18 @@ TEST_F_TIMEOUT(odp, cache_is_a_lease, CASE_TIMEOUT)
 	idle = read_long(CACHE_IDLE_PATH);
 	ASSERT_LT(0, idle) TH_LOG("no %s", CACHE_IDLE_PATH);
 	bound = 3 * idle + DRAIN_SLACK_MS;
-	stream_setup(_metadata, c, &s, STREAM_PAGES);
+	traffic_setup(_metadata, c, &t, STREAM_PAGES);
 
-	stream_start(_metadata, &s);
-	stream_wait(&s, 1, 10000);
-	ret = stream_migrate_all(&s, nodes, &rounds, &nmoved);
-	stream_stop(&s);
+	traffic_start(_metadata, &t);
+	traffic_wait(&t, 1, 10000);
+	ret = traffic_migrate_all(&t, nodes, &rounds, &nmoved);
+	traffic_stop(&t);
 	TH_LOG("under traffic: %u rounds, %zu/%zu pages moved", rounds,
-	       nmoved, s.npages);
-	ASSERT_EQ(0, s.err) TH_LOG("%s", s.why);
+	       nmoved, t.npages);
+	bad = traffic_failed(&t);
+	ASSERT_EQ(NULL, bad) TH_LOG("%s", bad->why);
 	ASSERT_EQ(0, ret) TH_LOG("move_pages: %s", strerror(-ret));
-	ASSERT_EQ(s.npages, nmoved);
+	ASSERT_EQ(t.npages, nmoved);
 
 	start = now_ms();
 	do {
@@ -2068,14 +2243,13 @@ TEST_F_TIMEOUT(odp, cache_is_a_lease, CASE_TIMEOUT)
 	       (unsigned long long)bound);
 	ASSERT_EQ(0, held);
 	ASSERT_GE(bound, waited);
-	migrate_all_once(_metadata, &s, nodes);
+	migrate_all_once(_metadata, &t, nodes);
 
-	for (i = 0; i < 3; i++)
-		ASSERT_EQ(0, stream_step(&s, s.iters + i)) TH_LOG("%s", s.why);
+	traffic_check(_metadata, &t);
 	held = dbg_get(_metadata, "pages_held");
-	for (i = 0; i < 3; i++)
-		ASSERT_EQ(0, sodp_mr_dereg(&c->mr[i]));
+	ASSERT_EQ(0, sodp_mr_dereg(&c->mr[0]));
 	sodp_pair_destroy(&c->pair);
+	sodp_pair_destroy(&c->xpair);
 	umems = dbg_get(_metadata, "umems");
 	TH_LOG("pages_held %lld before destroy, %lld after; umems %lld",
 	       (long long)held, (long long)dbg_get(_metadata, "pages_held"),
@@ -2087,6 +2261,32 @@ TEST_F_TIMEOUT(odp, cache_is_a_lease, CASE_TIMEOUT)
 /* ---- Shared file mappings -------------------------------------------- */
 
 #define FILE_PAGES	64
+
+/*
+ * An unlinked file in @dir on a file system with @magic, holding @image,
+ * fsync()ed and (ext4) dropped from the page cache; its fd is in slot 0.
+ */
+static int file_create(struct __test_metadata *_metadata, struct odp_ctx *c,
+		       const char *dir, long magic, const void *image,
+		       size_t len)
+{
+	struct statfs sfs;
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sodp_odp.XXXXXX", dir);
+	fd = mkstemp(path);
+	ASSERT_LE(0, fd) TH_LOG("mkstemp(%s): %s", path, strerror(errno));
+	c->fd[0] = fd;
+	ASSERT_EQ(0, unlink(path));
+	ASSERT_EQ(0, fstatfs(fd, &sfs));
+	ASSERT_EQ(magic, (long)sfs.f_type);
+	ASSERT_EQ((ssize_t)len, pwrite(fd, image, len, 0));
+	ASSERT_EQ(0, fsync(fd));
+	if (magic == EXT4_SUPER_MAGIC)
+		ASSERT_EQ(0, posix_fadvise(fd, 0, len, POSIX_FADV_DONTNEED));
+	return fd;
+}
 
 /*
  * A MAP_SHARED file mapping under an ODP MR ($SODP_TMPFS_DIR on tmpfs,
@@ -2111,8 +2311,7 @@ static void file_case(struct __test_metadata *_metadata, struct odp_ctx *c,
 	bool ext4 = magic == EXT4_SUPER_MAGIC;
 	uint8_t *image, *map, *src, *dst, *back;
 	struct ibv_mr *mr, *smr, *dmr;
-	char path[4096], fdpath[64];
-	struct statfs sfs;
+	char fdpath[64];
 	const char *why;
 	void *dio;
 	int fd, dfd;
@@ -2127,17 +2326,7 @@ static void file_case(struct __test_metadata *_metadata, struct odp_ctx *c,
 	image = slot_anon(_metadata, c, 3, flen, 0);
 	back = slot_anon(_metadata, c, 4, flen, 0);
 	sodp_pattern_fill(image, flen, fseed, 0);
-	snprintf(path, sizeof(path), "%s/sodp_odp.XXXXXX", dir);
-	fd = mkstemp(path);
-	ASSERT_LE(0, fd) TH_LOG("mkstemp(%s): %s", path, strerror(errno));
-	c->fd[0] = fd;
-	ASSERT_EQ(0, unlink(path));
-	ASSERT_EQ(0, fstatfs(fd, &sfs));
-	ASSERT_EQ(magic, (long)sfs.f_type);
-	ASSERT_EQ((ssize_t)flen, pwrite(fd, image, flen, 0));
-	ASSERT_EQ(0, fsync(fd));
-	if (ext4)
-		ASSERT_EQ(0, posix_fadvise(fd, 0, flen, POSIX_FADV_DONTNEED));
+	fd = file_create(_metadata, c, dir, magic, image, flen);
 
 	map = mmap(NULL, flen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, map);
@@ -2198,6 +2387,92 @@ TEST_F_TIMEOUT(odp, tmpfs_file, CASE_TIMEOUT)
 TEST_F_TIMEOUT(odp, ext4_file, CASE_TIMEOUT)
 {
 	file_case(_metadata, &self->c, "SODP_EXT4_DIR", EXT4_SUPER_MAGIC);
+}
+
+#define TR_PAGES	16
+
+/*
+ * ftruncate() of a MAP_SHARED file to half its size under a live ODP MR
+ * whose pages were all mirrored and cached by a READ, one of them beyond
+ * the new end also written (a dirty cache entry): an RDMA READ and an
+ * RDMA WRITE beyond the new end are refused (the CPU would get SIGBUS),
+ * so neither the stale pages nor a stale cache entry are used; the size
+ * stays what ftruncate() set and, extended again, the file reads zeros
+ * there. Below the new end the MR keeps working.
+ */
+static void truncate_case(struct __test_metadata *_metadata,
+			  struct odp_ctx *c, const char *env, long magic)
+{
+	const char *dir = getenv(env);
+	const size_t P = PAGE_SZ, flen = TR_PAGES * P, half = flen / 2;
+	uint64_t fseed = c->seed ^ 0xf11e, wseed = c->seed;
+	uint8_t *image, *map, *l, *dst;
+	struct ibv_mr *mr, *lmr;
+	const char *why;
+	struct stat st;
+	int fd;
+
+	if (!dir || !*dir)
+		SKIP(return, "%s is not set", env);
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_WRITE |
+		       IBV_ODP_SUPPORT_READ, false);
+	if (why)
+		SKIP(return, "%s", why);
+	image = slot_anon(_metadata, c, 3, flen, 0);
+	sodp_pattern_fill(image, flen, fseed, 0);
+	fd = file_create(_metadata, c, dir, magic, image, flen);
+	map = mmap(NULL, flen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	c->map[0] = map;
+	c->map_len[0] = flen;
+	l = slot_anon(_metadata, c, 1, 2 * flen, SENT_LOCAL);
+	sodp_pattern_fill(l, 64, wseed, 0);
+	dst = l + flen;
+	mr = slot_reg(_metadata, c, 0, map, flen, ODP_RW);
+	lmr = slot_reg(_metadata, c, 1, l, 2 * flen, IBV_ACCESS_LOCAL_WRITE);
+	ctx_connect(_metadata, c);
+
+	rdma_read(_metadata, c, dst, flen, lmr->lkey, (uintptr_t)map,
+		  mr->rkey);
+	ASSERT_PATTERN(dst, flen, fseed, 0);
+	rdma_write(_metadata, c, l, 64, lmr->lkey,
+		   (uintptr_t)map + 12 * P + 8, mr->rkey);
+	ASSERT_PATTERN(map + 12 * P + 8, 64, wseed, 0);
+
+	ASSERT_EQ(0, ftruncate(fd, half));
+	memset(dst, SENT_LOCAL, flen);
+	rdma_refused(_metadata, c, IBV_WR_RDMA_READ, dst, 64, lmr->lkey,
+		     (uintptr_t)map + 12 * P, mr->rkey);
+	ASSERT_BYTES(dst, flen, SENT_LOCAL);
+	rdma_refused(_metadata, c, IBV_WR_RDMA_WRITE, l, 64, lmr->lkey,
+		     (uintptr_t)map + 10 * P + 100, mr->rkey);
+	ASSERT_EQ(0, fstat(fd, &st));
+	ASSERT_EQ((off_t)half, st.st_size);
+
+	ctx_connect(_metadata, c);
+	rdma_read(_metadata, c, dst, half, lmr->lkey, (uintptr_t)map,
+		  mr->rkey);
+	ASSERT_PATTERN(dst, half, fseed, 0);
+	rdma_write(_metadata, c, l, 64, lmr->lkey,
+		   (uintptr_t)map + half - 64, mr->rkey);
+	ASSERT_PATTERN(map + half - 64, 64, wseed, 0);
+
+	ASSERT_EQ(0, ftruncate(fd, flen));
+	memset(image, SENT_LOCAL, flen);
+	ASSERT_EQ((ssize_t)half, pread(fd, image, half, half));
+	ASSERT_BYTES(image, half, 0);
+}
+
+/* ftruncate() of a tmpfs file under an ODP MR: see truncate_case(). */
+TEST_F_TIMEOUT(odp, tmpfs_truncate, CASE_TIMEOUT)
+{
+	truncate_case(_metadata, &self->c, "SODP_TMPFS_DIR", TMPFS_MAGIC);
+}
+
+/* ftruncate() of an ext4 file under an ODP MR: see truncate_case(). */
+TEST_F_TIMEOUT(odp, ext4_truncate, CASE_TIMEOUT)
+{
+	truncate_case(_metadata, &self->c, "SODP_EXT4_DIR", EXT4_SUPER_MAGIC);
 }
 
 /* ---- Implicit ODP and prefetch --------------------------------------- */
@@ -2575,6 +2850,49 @@ TEST_F_TIMEOUT(odp, iova_overflow, CASE_TIMEOUT)
 }
 
 /*
+ * An ODP MR registered at an iova other than its address
+ * (ibv_reg_mr_iova()): remote addresses are iovas. An RDMA WRITE of
+ * 3 pages + 5 at iova + P + 7 into the cold MR lands at addr + P + 7, a
+ * READ from there returns it; the buffer's own address (outside the iova
+ * range) and a WRITE across the end of the iova range are refused and
+ * write nothing.
+ */
+TEST_F_TIMEOUT(odp, iova_offset, CASE_TIMEOUT)
+{
+	struct odp_ctx *c = &self->c;
+	const size_t P = PAGE_SZ, len = 8 * P, off = P + 7, wl = 3 * P + 5;
+	const uint64_t iova = 1ull << 56;
+	struct ibv_mr *mr, *lmr;
+	const char *why;
+	uint8_t *buf, *l;
+
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_WRITE |
+		       IBV_ODP_SUPPORT_READ, false);
+	if (why)
+		SKIP(return, "%s", why);
+	buf = slot_anon(_metadata, c, 0, len, -1);
+	l = slot_anon(_metadata, c, 1, 2 * len, SENT_LOCAL);
+	sodp_pattern_fill(l, wl, c->seed, 0);
+	mr = ibv_reg_mr_iova(c->dev.pd, buf, len, iova, ODP_RW);
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_mr_iova: %s", strerror(errno));
+	c->mr[0] = mr;
+	lmr = slot_reg(_metadata, c, 1, l, 2 * len, IBV_ACCESS_LOCAL_WRITE);
+	ctx_connect(_metadata, c);
+
+	rdma_write(_metadata, c, l, wl, lmr->lkey, iova + off, mr->rkey);
+	expect_region(_metadata, buf, len, off, wl, c->seed, 0, 0);
+	rdma_read(_metadata, c, l + len, wl, lmr->lkey, iova + off,
+		  mr->rkey);
+	ASSERT_PATTERN(l + len, wl, c->seed, 0);
+
+	rdma_refused(_metadata, c, IBV_WR_RDMA_WRITE, l, 64, lmr->lkey,
+		     (uintptr_t)buf + off, mr->rkey);
+	rdma_refused(_metadata, c, IBV_WR_RDMA_WRITE, l, 64, lmr->lkey,
+		     iova + len - 32, mr->rkey);
+	expect_region(_metadata, buf, len, off, wl, c->seed, 0, 0);
+}
+
+/*
  * ODP registration of a range with nothing mapped succeeds (unlike a
  * pinned MR), but an RDMA WRITE or READ there is refused and places
  * nothing. Once memory is mapped at that address, the same MR works.
@@ -2930,6 +3248,8 @@ TEST_F_TIMEOUT(odp_proc, memlock_free, CASE_TIMEOUT)
 	wait_child(_metadata, pid);
 }
 
+#define EXIT_BIG	(8 * MIB)
+
 /* The child of exit_without_dereg: see there. Does not return. */
 static void exit_child(const char *name, uint64_t seed)
 {
@@ -2966,15 +3286,27 @@ static void exit_child(const char *name, uint64_t seed)
 		_exit(child_fail("umems %lld", (long long)umems));
 	fprintf(stderr, "# exit child: umems %lld pages_held %lld at exit\n",
 		(long long)umems, (long long)held);
+
+	/* An 8 MiB WRITE between cold ODP MRs, still running at exit. */
+	t = mmap(NULL, EXIT_BIG, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t == MAP_FAILED)
+		_exit(child_fail("mmap: %s", strerror(errno)));
+	mr = sodp_mr_reg(&dev, t, EXIT_BIG, ODP_RW);
+	if (!mr || sodp_post_rdma(&pair.cli, IBV_WR_RDMA_WRITE, WRID_RDMA,
+				  t, EXIT_BIG / 2, mr->lkey,
+				  (uintptr_t)t + EXIT_BIG / 2, mr->rkey, 0))
+		_exit(child_fail("big WRITE: %s", strerror(errno)));
 	/* No dereg, no destroy, no close: the kernel cleans up. */
 	_exit(0);
 }
 
 /*
- * A forked child registers an ODP MR, writes it through RDMA (verified)
- * and _exit()s without any cleanup. Within 5 s the parent sees debugfs
- * umems == 0 and pages_held == 0: process exit leaves no umem, notifier or
- * page reference behind.
+ * A forked child registers an ODP MR, writes it through RDMA (verified),
+ * starts an 8 MiB RDMA WRITE between two cold halves of another ODP MR and
+ * _exit()s without waiting for it and without any cleanup. Within 5 s the
+ * parent sees debugfs umems == 0 and pages_held == 0: process exit leaves
+ * no umem, notifier or page reference behind (and nothing splats).
  */
 TEST_F_TIMEOUT(odp_proc, exit_without_dereg, CASE_TIMEOUT)
 {
