@@ -144,6 +144,10 @@ struct odp_ctx {
 	int fd[NSLOT];
 	struct ibv_mr *mr[NSLOT];
 	long nr_hugepages;		/* to restore; -1: untouched */
+	struct {
+		const char *name;	/* sodp module parameter */
+		long old;		/* value to restore */
+	} param[2];
 };
 
 static uint64_t now_ms(void)
@@ -295,10 +299,34 @@ static void ctx_teardown(struct odp_ctx *c)
 		ctx_slot_release(c, i);
 	if (c->nr_hugepages >= 0)
 		write_long("/proc/sys/vm/nr_hugepages", c->nr_hugepages);
+	for (i = 0; i < 2; i++)
+		if (c->param[i].name)
+			write_long(c->param[i].name, c->param[i].old);
 	if (c->dev_open)
 		sodp_dev_close(&c->dev);
 	c->dev_open = false;
 }
+
+/*
+ * Set sodp module parameter @name (a path under /sys/module/sodp/
+ * parameters) to @val until the teardown. Parameters read at
+ * registration (cache_pages) apply to MRs registered afterwards.
+ */
+static void ctx_param(struct __test_metadata *_metadata, struct odp_ctx *c,
+		      const char *name, long val)
+{
+	int i = c->param[0].name ? 1 : 0;
+
+	ASSERT_EQ(NULL, c->param[i].name);
+	c->param[i].old = read_long(name);
+	ASSERT_LE(0, c->param[i].old) TH_LOG("no %s", name);
+	c->param[i].name = name;
+	write_long(name, val);
+	ASSERT_EQ(val, read_long(name));
+}
+
+#define CACHE_PAGES_PATH	"/sys/module/sodp/parameters/cache_pages"
+#define FAULT_AROUND_PATH	"/sys/module/sodp/parameters/fault_around_pages"
 
 /* (Re)connect the RC pair, the server on c->srq if there is one. */
 static void ctx_connect(struct __test_metadata *_metadata, struct odp_ctx *c)
@@ -432,7 +460,8 @@ static void rdma_read(struct __test_metadata *_metadata, struct odp_ctx *c,
 }
 
 /*
- * An RDMA WRITE or READ of @len bytes that the responder must refuse, on a
+ * An RDMA WRITE, READ or atomic (8 bytes into @local) of @len bytes that
+ * the responder must refuse, on a
  * fresh connection that is left in the error state. What the requester
  * sees, as in sodp_basic's bad_write():
  * - RoCE (rxe): the responder NAKs with a remote access error, the work
@@ -456,8 +485,15 @@ static void rdma_refused(struct __test_metadata *_metadata, struct odp_ctx *c,
 	ctx_connect(_metadata, c);
 	ASSERT_EQ(0, sodp_post_recv(&c->pair.cli, WRID_RECV, rbuf, SLACK,
 				    c->pair.sync_mr->lkey));
-	ASSERT_EQ(0, sodp_post_rdma(&c->pair.cli, opcode, WRID_RDMA, local,
-				    len, lkey, raddr, rkey, 0));
+	if (opcode == IBV_WR_ATOMIC_FETCH_AND_ADD ||
+	    opcode == IBV_WR_ATOMIC_CMP_AND_SWP) {
+		ASSERT_EQ(0, sodp_post_atomic(&c->pair.cli, opcode, WRID_RDMA,
+					      (uint64_t *)local, lkey, raddr,
+					      rkey, 1, 2));
+	} else {
+		ASSERT_EQ(0, sodp_post_rdma(&c->pair.cli, opcode, WRID_RDMA,
+					    local, len, lkey, raddr, rkey, 0));
+	}
 	if (!c->dev.iwarp) {
 		expect_wc(_metadata, c->pair.cli.scq, tmo, WRID_RDMA,
 			  IBV_WC_REM_ACCESS_ERR, -1, -1);
@@ -1513,8 +1549,9 @@ TEST_F_TIMEOUT(odp, fork_cow, CASE_TIMEOUT)
 
 /*
  * mprotect(PROT_READ) of a mirrored, writable ODP MR: RDMA READ still
- * works, a remote RDMA WRITE is refused (IBV_WC_REM_ACCESS_ERR on RoCE,
- * see rdma_refused()) and nothing is written. Under PROT_NONE a READ is
+ * works, a remote RDMA WRITE (and FETCH_ADD, with atomics) is refused
+ * (IBV_WC_REM_ACCESS_ERR on RoCE, see rdma_refused()) and nothing is
+ * written. Under PROT_NONE a READ is
  * refused too and places nothing. After PROT_READ|PROT_WRITE is restored
  * a fresh connection writes again, verified byte for byte.
  */
@@ -1550,6 +1587,12 @@ TEST_F_TIMEOUT(odp, mprotect_ro, CASE_TIMEOUT)
 	ASSERT_PATTERN(loc + len, len, sa, 0);
 	rdma_refused(_metadata, c, IBV_WR_RDMA_WRITE, loc, wlen, lmr->lkey,
 		     (uintptr_t)buf + woff, mr->rkey);
+	if (c->dev.attr.atomic_cap != IBV_ATOMIC_NONE &&
+	    (c->dev.odp.per_transport_caps.rc_odp_caps &
+	     IBV_ODP_SUPPORT_ATOMIC))
+		rdma_refused(_metadata, c, IBV_WR_ATOMIC_FETCH_AND_ADD,
+			     loc + 2 * len - 8, 8, lmr->lkey,
+			     (uintptr_t)buf + 2 * P, mr->rkey);
 	ASSERT_PATTERN(buf, len, sa, 0);
 
 	ASSERT_EQ(0, mprotect(buf, len, PROT_NONE));
@@ -1559,6 +1602,7 @@ TEST_F_TIMEOUT(odp, mprotect_ro, CASE_TIMEOUT)
 	ASSERT_BYTES(loc + len, len, SENT_LOCAL);
 
 	ASSERT_EQ(0, mprotect(buf, len, PROT_READ | PROT_WRITE));
+	ASSERT_PATTERN(buf, len, sa, 0);
 	ctx_connect(_metadata, c);
 	rdma_write(_metadata, c, loc, wlen, lmr->lkey, (uintptr_t)buf + woff,
 		   mr->rkey);
@@ -2066,9 +2110,9 @@ static long traffic_migrate_all(struct traffic *t, const int nodes[2],
  * the MR's page_invalidations grew. Needs two nodes with memory
  * (numa=fake=2).
  */
-TEST_F_TIMEOUT(odp, move_pages_traffic, CASE_TIMEOUT)
+static void move_pages_case(struct __test_metadata *_metadata,
+			    struct odp_ctx *c)
 {
-	struct odp_ctx *c = &self->c;
 	struct sodp_mr_stats st0, st1;
 	unsigned int rounds = 0;
 	struct traffic t;
@@ -2108,6 +2152,24 @@ TEST_F_TIMEOUT(odp, move_pages_traffic, CASE_TIMEOUT)
 				    st0.page_invalidations),
 	       (unsigned long long)(st1.cache_recalls - st0.cache_recalls));
 	ASSERT_LT(st0.page_invalidations, st1.page_invalidations);
+}
+
+/* Migration under two WRITE + READ-back streams: see move_pages_case(). */
+TEST_F_TIMEOUT(odp, move_pages_traffic, CASE_TIMEOUT)
+{
+	move_pages_case(_metadata, &self->c);
+}
+
+/*
+ * move_pages_traffic with a 16-page cache per umem (the MR has 96 pages,
+ * so leases are evicted and dirty ones trimmed all the time, racing with
+ * the recalls of the migrations) and one-page faults.
+ */
+TEST_F_TIMEOUT(odp, move_pages_small_cache, CASE_TIMEOUT)
+{
+	ctx_param(_metadata, &self->c, CACHE_PAGES_PATH, 16);
+	ctx_param(_metadata, &self->c, FAULT_AROUND_PATH, 1);
+	move_pages_case(_metadata, &self->c);
 }
 
 #define COMPACT_PATH	"/proc/sys/vm/compact_memory"
@@ -2306,7 +2368,7 @@ static void file_case(struct __test_metadata *_metadata, struct odp_ctx *c,
 	const size_t P = PAGE_SZ, flen = FILE_PAGES * P;
 	const size_t roff = 3 * P + 17, rlen = 20 * P + 5;
 	const size_t w1off = 10 * P + 1, w1len = 100;
-	const size_t w2off = 30 * P + 4000, w2len = 10 * P + 3;
+	const size_t w2off = 30 * P + 4000, w2len = 20 * P + 3;
 	uint64_t fseed = c->seed ^ 0xf11e, wseed = c->seed;
 	bool ext4 = magic == EXT4_SUPER_MAGIC;
 	uint8_t *image, *map, *src, *dst, *back;
@@ -2386,6 +2448,18 @@ TEST_F_TIMEOUT(odp, tmpfs_file, CASE_TIMEOUT)
 /* MAP_SHARED ext4 (page cache) file under an ODP MR: see file_case(). */
 TEST_F_TIMEOUT(odp, ext4_file, CASE_TIMEOUT)
 {
+	file_case(_metadata, &self->c, "SODP_EXT4_DIR", EXT4_SUPER_MAGIC);
+}
+
+/*
+ * ext4_file with a 16-page cache (the 21-page WRITE leaves more dirty
+ * leases than fit: they are trimmed, i.e. dirtied and released while
+ * mapped) and 512-page fault windows (clipped to the file's VMA).
+ */
+TEST_F_TIMEOUT(odp, ext4_file_small_cache, CASE_TIMEOUT)
+{
+	ctx_param(_metadata, &self->c, CACHE_PAGES_PATH, 16);
+	ctx_param(_metadata, &self->c, FAULT_AROUND_PATH, 512);
 	file_case(_metadata, &self->c, "SODP_EXT4_DIR", EXT4_SUPER_MAGIC);
 }
 
@@ -2766,7 +2840,9 @@ TEST_F_TIMEOUT(odp, async_prefetch_dereg, CASE_TIMEOUT)
  * two-page mapping (the second page cold): one that starts 32 bytes
  * before the MR's end and one that starts at it are refused (see
  * rdma_refused()) and write nothing, in the MR or past it. The MR itself
- * keeps working on a fresh connection.
+ * keeps working on a fresh connection. The same at byte granularity on
+ * an ODP MR of [t + 100, t + 1100): WRITEs across either end are refused,
+ * the rest of its page untouched.
  */
 TEST_F_TIMEOUT(odp, write_beyond_end, CASE_TIMEOUT)
 {
@@ -2797,6 +2873,19 @@ TEST_F_TIMEOUT(odp, write_beyond_end, CASE_TIMEOUT)
 	rdma_write(_metadata, c, src, len, smr->lkey,
 		   (uintptr_t)t + P - len, mr->rkey);
 	expect_region(_metadata, t, P, P - len, len, c->seed, 0, SENT_DST);
+
+	/* Bounds are bytes, not pages: an MR of [t + 100, t + 1100). */
+	memset(t, SENT_DST, P);
+	mr = slot_reg(_metadata, c, 2, t + 100, 1000, ODP_RW);
+	rdma_refused(_metadata, c, IBV_WR_RDMA_WRITE, src, len, smr->lkey,
+		     (uintptr_t)t + 1100 - len / 2, mr->rkey);
+	rdma_refused(_metadata, c, IBV_WR_RDMA_WRITE, src, len, smr->lkey,
+		     (uintptr_t)t + 100 - len / 2, mr->rkey);
+	ASSERT_BYTES(t, P, SENT_DST);
+	ctx_connect(_metadata, c);
+	rdma_write(_metadata, c, src, len, smr->lkey,
+		   (uintptr_t)t + 1100 - len, mr->rkey);
+	expect_region(_metadata, t, P, 1100 - len, len, c->seed, 0, SENT_DST);
 }
 
 /*
@@ -2933,6 +3022,161 @@ TEST_F_TIMEOUT(odp, unmapped_range, CASE_TIMEOUT)
 	rdma_write(_metadata, c, l, len, lmr->lkey, (uintptr_t)u + 100,
 		   mr->rkey);
 	expect_region(_metadata, u, 4 * P, 100, len, c->seed, 0, 0);
+}
+
+/*
+ * The requester's own SGE in an ODP MR over unmapped memory: a SEND from
+ * it, an RDMA WRITE from it and an RDMA READ into it each complete with
+ * IBV_WC_LOC_PROT_ERR (IBA: the work request that fails completes with
+ * its error, later ones are flushed), on a fresh connection that the
+ * error moves to the error state (a RECV posted before is flushed); the
+ * responder's buffers are untouched and nothing hangs or splats. All
+ * three are run and checked, whichever fails.
+ */
+TEST_F_TIMEOUT(odp, local_unmapped, CASE_TIMEOUT)
+{
+	struct odp_ctx *c = &self->c;
+	const size_t P = PAGE_SZ, len = 3 * P;
+	static const char * const names[] = { "SEND", "WRITE", "READ" };
+	uint8_t *rbuf = NULL, *u, *r;
+	struct ibv_mr *umr, *rmr;
+	enum ibv_wr_opcode op;
+	struct ibv_wc wc;
+	int tmo = c->dev.timeout_ms;
+	const char *why;
+	int k;
+
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_SEND |
+		       IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ, false);
+	if (why)
+		SKIP(return, "%s", why);
+	u = slot_anon_far(_metadata, c, 0, len);
+	ASSERT_EQ(0, munmap(u, len));
+	c->map[0] = NULL;
+	r = slot_anon(_metadata, c, 1, 2 * len, SENT_DST);
+	umr = slot_reg(_metadata, c, 0, u, len, ODP_RW);
+	rmr = slot_reg(_metadata, c, 1, r, 2 * len, SODP_ACCESS_RW);
+
+	for (k = 0; k < 3; k++) {
+		ctx_connect(_metadata, c);
+		rbuf = (uint8_t *)c->pair.sync_buf + 1024;
+		ASSERT_EQ(0, sodp_post_recv(&c->pair.cli, WRID_RECV, rbuf,
+					    SLACK, c->pair.sync_mr->lkey));
+		if (k == 0) {
+			ASSERT_EQ(0, sodp_post_recv(&c->pair.srv, WRID_RECV,
+						    r + len, len, rmr->lkey));
+			ASSERT_EQ(0, sodp_post_send(&c->pair.cli, WRID_RDMA,
+						    u + 5, len - 10,
+						    umr->lkey));
+		} else {
+			op = k == 1 ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ;
+			ASSERT_EQ(0, sodp_post_rdma(&c->pair.cli, op,
+						    WRID_RDMA, u + 5, len - 10,
+						    umr->lkey, (uintptr_t)r,
+						    rmr->rkey, 0));
+		}
+		ASSERT_EQ(0, sodp_poll_one(c->pair.cli.scq, &wc, tmo));
+		ASSERT_EQ(WRID_RDMA, wc.wr_id);
+		if (wc.status != IBV_WC_LOC_PROT_ERR)
+			TH_LOG("%s from/into unmapped ODP memory: %s (%d), expected %s",
+			       names[k], ibv_wc_status_str(wc.status),
+			       wc.status,
+			       ibv_wc_status_str(IBV_WC_LOC_PROT_ERR));
+		EXPECT_EQ(IBV_WC_LOC_PROT_ERR, (int)wc.status);
+		expect_wc(_metadata, c->pair.cli.rcq, tmo, WRID_RECV,
+			  IBV_WC_WR_FLUSH_ERR, -1, -1);
+		ASSERT_BYTES(r, 2 * len, SENT_DST);
+	}
+}
+
+#define IR_ROUNDS	16
+
+/*
+ * Implicit ODP over memory that comes and goes: IR_ROUNDS times, map a
+ * 2 MiB-aligned 2 MiB buffer at the same address, READ it through the
+ * implicit MR (must be zeros: never the previous round's pages, however
+ * far the reclaim of the unmapped implicit child got), WRITE a new
+ * pattern into it, check it with the CPU and by READ, and unmap it;
+ * every other round without giving the child reclaim work time to run.
+ */
+TEST_F_TIMEOUT(odp, implicit_remap, CASE_TIMEOUT)
+{
+	struct odp_ctx *c = &self->c;
+	const size_t len = HPAGE_SZ, wl = 300 * 1024;
+	uint8_t *base, *a, *l;
+	struct ibv_mr *imr;
+	const char *why;
+	uint64_t seed;
+	ssize_t off;
+	int i;
+
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_SEND |
+		       IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ, true);
+	if (why)
+		SKIP(return, "%s", why);
+	imr = slot_reg(_metadata, c, 0, NULL, SIZE_MAX, ODP_RW);
+	l = slot_anon(_metadata, c, 1, 2 * wl, 0);
+	base = slot_anon_far(_metadata, c, 2, 2 * len);
+	a = (uint8_t *)round_up((uintptr_t)base, HPAGE_SZ);
+	ctx_connect(_metadata, c);
+
+	for (i = 0; i < IR_ROUNDS; i++) {
+		seed = c->seed + i;
+		if (i) {
+			void *p = mmap(a, len, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS |
+				       MAP_FIXED, -1, 0);
+
+			ASSERT_EQ((void *)a, p);
+		}
+		ASSERT_EQ(0, madvise(a, len, MADV_NOHUGEPAGE));
+		memset(l + wl, SENT_LOCAL, wl);
+		rdma_read(_metadata, c, l + wl, wl, imr->lkey,
+			  (uintptr_t)a + len - wl - 3, imr->rkey);
+		off = sodp_byte_check(l + wl, wl, 0);
+		ASSERT_EQ(-1, off) TH_LOG("round %d: byte %zd is %#x", i, off,
+					  l[wl + off]);
+		sodp_pattern_fill(l, wl, seed, 0);
+		rdma_write(_metadata, c, l, wl, imr->lkey,
+			   (uintptr_t)a + len - wl - 3, imr->rkey);
+		ASSERT_PATTERN(a + len - wl - 3, wl, seed, 0);
+		rdma_read(_metadata, c, l + wl, wl, imr->lkey,
+			  (uintptr_t)a + len - wl - 3, imr->rkey);
+		ASSERT_PATTERN(l + wl, wl, seed, 0);
+		ASSERT_EQ(0, munmap(a, len));
+		if (i & 1)
+			sleep_ms(20);
+	}
+	/* The last round's pages are gone: a READ there is refused. */
+	rdma_refused(_metadata, c, IBV_WR_RDMA_READ, l + wl, 64, imr->lkey,
+		     (uintptr_t)a + len - wl - 3, imr->rkey);
+}
+
+/*
+ * ibv_advise_mr() with FLUSH on the implicit MR for a range outside the
+ * user address space (but inside the MR's [0, UINT64_MAX) iova range)
+ * fails with EINVAL, like any range outside an MR (rxe_sodp_advise_mr()'s
+ * contract); one that wraps around fails with EINVAL too.
+ */
+TEST_F(odp, advise_implicit_out_of_range)
+{
+	struct odp_ctx *c = &self->c;
+	struct ibv_mr *imr;
+	const char *why;
+
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_WRITE, true);
+	if (why)
+		SKIP(return, "%s", why);
+	imr = slot_reg(_metadata, c, 0, NULL, SIZE_MAX, ODP_RW);
+	ASSERT_EQ(EINVAL, advise(imr, IBV_ADVISE_MR_ADVICE_PREFETCH,
+				 IBV_ADVISE_MR_FLAG_FLUSH,
+				 (void *)(uintptr_t)(UINT64_MAX - 100), 4096));
+	ASSERT_EQ(EINVAL, advise(imr, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+				 IBV_ADVISE_MR_FLAG_FLUSH,
+				 (void *)0xffff888000000000ull, PAGE_SZ));
+	ASSERT_EQ(EINVAL, advise(imr, IBV_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT,
+				 IBV_ADVISE_MR_FLAG_FLUSH,
+				 (void *)0xffffffff81000000ull, PAGE_SZ));
 }
 
 /* ---- Counters -------------------------------------------------------- */
