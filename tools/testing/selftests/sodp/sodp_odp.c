@@ -22,9 +22,12 @@
  * the per-MR ones through "rdma statistic show mr". Cases that count
  * global totals assume that no other process uses ODP meanwhile.
  *
+ * Cases that find a bug fail; they are not marked expected failures.
+ *
  * Environment: SODP_DEVICE (required), SODP_ADDR, SODP_TIMEOUT_MS,
- * SODP_TMPFS_DIR, SODP_EXT4_DIR. Needs root (debugfs, move_pages of its own
- * pages is fine without, nr_hugepages, compact_memory).
+ * SODP_TMPFS_DIR, SODP_EXT4_DIR. Run as root (debugfs, the rdma tool's
+ * MR keys, nr_hugepages, compact_memory, module parameters); fake NUMA
+ * nodes (numa=fake=2) for the migration cases.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -3087,6 +3090,101 @@ TEST_F_TIMEOUT(odp, local_unmapped, CASE_TIMEOUT)
 			  IBV_WC_WR_FLUSH_ERR, -1, -1);
 		ASSERT_BYTES(r, 2 * len, SENT_DST);
 	}
+}
+
+/*
+ * The responder's RECV buffer in an ODP MR over unmapped memory, for an RC
+ * SEND into a posted RECV, into an SRQ RECV and (RoCE) a UD datagram: the
+ * RECV completes with an error status, an RC SEND is not reported
+ * successful, nothing is placed anywhere, nothing hangs or splats; and a
+ * new connection with a mapped RECV buffer works again. The statuses are
+ * logged (rxe: the receiver gets IBV_WC_LOC_QP_OP_ERR, the RC sender
+ * IBV_WC_REM_OP_ERR).
+ */
+TEST_F_TIMEOUT(odp, recv_unmapped, CASE_TIMEOUT)
+{
+	struct odp_ctx *c = &self->c;
+	const size_t P = PAGE_SZ, len = 2 * P;
+	struct ibv_srq_init_attr sattr = {
+		.attr = { .max_wr = 16, .max_sge = 1 },
+	};
+	struct ibv_mr *umr, *smr;
+	int tmo = c->dev.timeout_ms;
+	struct ibv_wc wc;
+	const char *why;
+	uint8_t *u, *s;
+	int k;
+
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_RECV |
+		       IBV_ODP_SUPPORT_SRQ_RECV, false);
+	if (why)
+		SKIP(return, "%s", why);
+	u = slot_anon_far(_metadata, c, 0, len);
+	ASSERT_EQ(0, munmap(u, len));
+	c->map[0] = NULL;
+	s = slot_anon(_metadata, c, 1, 2 * len, 0);
+	sodp_pattern_fill(s, len, c->seed, 0);
+	umr = slot_reg(_metadata, c, 0, u, len, ODP_RW);
+	smr = slot_reg(_metadata, c, 1, s, 2 * len, IBV_ACCESS_LOCAL_WRITE);
+
+	for (k = 0; k < 2; k++) {
+		if (k == 1) {
+			c->srq = ibv_create_srq(c->dev.pd, &sattr);
+			ASSERT_NE(NULL, c->srq);
+		}
+		ctx_connect(_metadata, c);
+		if (k == 1) {
+			ASSERT_EQ(0, sodp_post_srq_recv(c->srq, WRID_RECV,
+							u + 5, 1000,
+							umr->lkey));
+		} else {
+			ASSERT_EQ(0, sodp_post_recv(&c->pair.srv, WRID_RECV,
+						    u + 5, 1000, umr->lkey));
+		}
+		ASSERT_EQ(0, sodp_post_send(&c->pair.cli, WRID_SEND, s, 1000,
+					    smr->lkey));
+		ASSERT_EQ(0, sodp_poll_one(c->pair.srv.rcq, &wc, tmo));
+		TH_LOG("%s RECV into unmapped ODP memory: %s",
+		       k ? "SRQ" : "RC", ibv_wc_status_str(wc.status));
+		ASSERT_EQ(WRID_RECV, wc.wr_id);
+		ASSERT_NE(IBV_WC_SUCCESS, (int)wc.status);
+		ASSERT_EQ(0, sodp_poll_one(c->pair.cli.scq, &wc, tmo));
+		TH_LOG("%s SEND to it: %s", k ? "SRQ" : "RC",
+		       ibv_wc_status_str(wc.status));
+		ASSERT_EQ(WRID_SEND, wc.wr_id);
+		ASSERT_NE(IBV_WC_SUCCESS, (int)wc.status);
+	}
+	sodp_pair_destroy(&c->pair);
+	ibv_destroy_srq(c->srq);
+	c->srq = NULL;
+
+	if (!c->dev.iwarp && !odp_skip(c, IBV_QPT_UD, IBV_ODP_SUPPORT_RECV,
+				       false)) {
+		ASSERT_EQ(0, sodp_ud_create(&c->dev, &c->ud));
+		ASSERT_EQ(0, sodp_post_recv(&c->ud.rcv, WRID_RECV, u + 5,
+					    SODP_GRH_LEN + 1000, umr->lkey));
+		ASSERT_EQ(0, sodp_ud_post_send(&c->ud, WRID_SEND, s, 1000,
+					       smr->lkey));
+		expect_wc(_metadata, c->ud.snd.scq, tmo, WRID_SEND,
+			  IBV_WC_SUCCESS, IBV_WC_SEND, 1000);
+		ASSERT_EQ(0, sodp_poll_one(c->ud.rcv.rcq, &wc, tmo));
+		TH_LOG("UD RECV into unmapped ODP memory: %s",
+		       ibv_wc_status_str(wc.status));
+		ASSERT_EQ(WRID_RECV, wc.wr_id);
+		ASSERT_NE(IBV_WC_SUCCESS, (int)wc.status);
+	}
+
+	/* A mapped RECV buffer on a new connection works. */
+	ctx_connect(_metadata, c);
+	ASSERT_EQ(0, sodp_post_recv(&c->pair.srv, WRID_RECV, s + len, len,
+				    smr->lkey));
+	ASSERT_EQ(0, sodp_post_send(&c->pair.cli, WRID_SEND, s, 1000,
+				    smr->lkey));
+	expect_wc(_metadata, c->pair.cli.scq, tmo, WRID_SEND, IBV_WC_SUCCESS,
+		  IBV_WC_SEND, 1000);
+	expect_wc(_metadata, c->pair.srv.rcq, tmo, WRID_RECV, IBV_WC_SUCCESS,
+		  IBV_WC_RECV, 1000);
+	ASSERT_PATTERN(s + len, 1000, c->seed, 0);
 }
 
 #define IR_ROUNDS	16
