@@ -31,6 +31,7 @@
 #define SODP_RD_ATOM		8
 #define SODP_NDEV_SCAN		16
 #define SODP_GID_ENTRIES	128
+#define SODP_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define SODP_PIN_MODE_PATH	"/sys/module/sodp/parameters/pin_mode"
 
 #define sodp_err(fmt, ...) \
@@ -141,6 +142,73 @@ static int sodp_dev_find_addr(struct sodp_dev *dev)
 	return ret;
 }
 
+/*
+ * The ODP capabilities of @ctx. ibv_query_device_ex() fails on providers
+ * without the extended query; their kernel driver has no ODP either.
+ */
+static void sodp_query_odp(struct ibv_context *ctx, struct ibv_odp_caps *odp)
+{
+	struct ibv_device_attr_ex attr;
+
+	memset(odp, 0, sizeof(*odp));
+	if (!ibv_query_device_ex(ctx, NULL, &attr))
+		*odp = attr.odp_caps;
+}
+
+/**
+ * sodp_dev_probe() - query a device without keeping it open
+ * @name: the device name
+ * @attr: the extended device attributes (odp_caps all 0 if the provider has
+ *	  no extended query)
+ * @iwarp: set to whether the transport is iWARP
+ *
+ * Opens a plain verbs context (not librdmacm's) and closes it again, so a
+ * process can look at the device and still fork a child that sets up its
+ * own librdmacm state and contexts from scratch.
+ *
+ * Return: 0, -ENODEV if there is no such device, or another negative errno.
+ */
+int sodp_dev_probe(const char *name, struct ibv_device_attr_ex *attr,
+		   bool *iwarp)
+{
+	struct ibv_context *ctx = NULL;
+	struct ibv_device **list;
+	int i, n = 0, ret;
+
+	memset(attr, 0, sizeof(*attr));
+	list = ibv_get_device_list(&n);
+	if (!list) {
+		ret = errno ? -errno : -ENODEV;
+		sodp_err("ibv_get_device_list: %s", strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < n; i++) {
+		if (strcmp(ibv_get_device_name(list[i]), name))
+			continue;
+		*iwarp = list[i]->transport_type == IBV_TRANSPORT_IWARP;
+		ctx = ibv_open_device(list[i]);
+		break;
+	}
+	if (!ctx) {
+		ret = i < n ? (errno ? -errno : -EIO) : -ENODEV;
+		sodp_err("device %s: %s", name, strerror(-ret));
+		goto out_free_list;
+	}
+	ret = ibv_query_device_ex(ctx, NULL, attr);
+	if (ret) {
+		memset(attr, 0, sizeof(*attr));
+		ret = ibv_query_device(ctx, &attr->orig_attr);
+		if (ret) {
+			sodp_err("ibv_query_device: %s", strerror(ret));
+			ret = -ret;
+		}
+	}
+	ibv_close_device(ctx);
+out_free_list:
+	ibv_free_device_list(list);
+	return ret;
+}
+
 /**
  * sodp_dev_open() - open the device under test
  * @dev: zeroed on entry, filled on success
@@ -190,6 +258,7 @@ int sodp_dev_open(struct sodp_dev *dev, const char *name)
 		ret = -ret;
 		goto out_free_devs;
 	}
+	sodp_query_odp(dev->ctx, &dev->odp);
 	ret = ibv_query_port(dev->ctx, 1, &dev->port_attr);
 	if (ret) {
 		sodp_err("ibv_query_port: %s", strerror(ret));
@@ -323,7 +392,8 @@ static bool sodp_id_on_dev(struct sodp_dev *dev, struct rdma_cm_id *id,
 	return false;
 }
 
-static int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end)
+static int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end,
+			      struct ibv_srq *srq)
 {
 	struct ibv_qp_init_attr init = {
 		.qp_type = IBV_QPT_RC,
@@ -345,6 +415,7 @@ static int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end)
 	}
 	init.send_cq = end->scq;
 	init.recv_cq = end->rcq;
+	init.srq = srq;
 	if (rdma_create_qp(end->id, dev->pd, &init)) {
 		ret = errno ? -errno : -EINVAL;
 		sodp_err("rdma_create_qp: %s", strerror(-ret));
@@ -368,8 +439,25 @@ static void sodp_conn_param(struct sodp_dev *dev, struct rdma_conn_param *cp)
 /**
  * sodp_pair_connect() - connect an RC QP pair on @dev to itself
  * @dev: an open device
- * @pair: zeroed on entry; on return it may be partly set up even on failure,
+ * @pair: on return it may be partly set up even on failure,
  *	  sodp_pair_destroy() releases whatever was created
+ *
+ * Same as sodp_pair_connect_opts() with no options.
+ *
+ * Return: 0 or a negative errno.
+ */
+int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair)
+{
+	return sodp_pair_connect_opts(dev, pair, NULL);
+}
+
+/**
+ * sodp_pair_connect_opts() - connect an RC QP pair on @dev to itself
+ * @dev: an open device
+ * @pair: on return it may be partly set up even on failure,
+ *	  sodp_pair_destroy() releases whatever was created
+ * @opts: NULL, or an SRQ for the server QP and extra access flags for the
+ *	  sync MR
  *
  * Sequence: listen on the device address (ephemeral port), resolve address
  * and route from the client, create both QPs on our PD with our CQs,
@@ -379,7 +467,8 @@ static void sodp_conn_param(struct sodp_dev *dev, struct rdma_conn_param *cp)
  *
  * Return: 0 or a negative errno.
  */
-int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair)
+int sodp_pair_connect_opts(struct sodp_dev *dev, struct sodp_pair *pair,
+			   const struct sodp_pair_opts *opts)
 {
 	struct sockaddr_in src = dev->addr, dst = dev->addr;
 	struct rdma_conn_param cp;
@@ -389,6 +478,8 @@ int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair)
 
 	memset(pair, 0, sizeof(*pair));
 	pair->dev = dev;
+	if (opts)
+		pair->srv_srq = opts->srv_srq;
 
 	ret = sodp_channel_create(&pair->lch);
 	if (ret)
@@ -401,9 +492,13 @@ int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair)
 	if (!pair->sync_buf)
 		return -ENOMEM;
 	pair->sync_mr = sodp_mr_reg(dev, pair->sync_buf, sodp_page_size(),
-				    IBV_ACCESS_LOCAL_WRITE);
-	if (!pair->sync_mr)
-		return -errno;
+				    IBV_ACCESS_LOCAL_WRITE |
+				    (opts ? opts->sync_access : 0));
+	if (!pair->sync_mr) {
+		ret = -errno;
+		sodp_err("sync MR: %s", strerror(-ret));
+		return ret;
+	}
 
 	if (rdma_create_id(pair->lch, &pair->listen_id, NULL, RDMA_PS_TCP) ||
 	    rdma_bind_addr(pair->listen_id, (struct sockaddr *)&src) ||
@@ -443,7 +538,7 @@ int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair)
 	if (!sodp_id_on_dev(dev, pair->cli.id, "client"))
 		return -ENODEV;
 
-	ret = sodp_end_create_qp(dev, &pair->cli);
+	ret = sodp_end_create_qp(dev, &pair->cli, NULL);
 	if (ret)
 		return ret;
 
@@ -461,7 +556,7 @@ int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair)
 	pair->srv.id = ev.id;
 	if (!sodp_id_on_dev(dev, pair->srv.id, "server"))
 		return -ENODEV;
-	ret = sodp_end_create_qp(dev, &pair->srv);
+	ret = sodp_end_create_qp(dev, &pair->srv, pair->srv_srq);
 	if (ret)
 		return ret;
 	sodp_conn_param(dev, &cp);
@@ -555,7 +650,7 @@ void sodp_pair_destroy(struct sodp_pair *pair)
 
 /**
  * sodp_pair_sync() - make every earlier client request visible at the server
- * @pair: a connected pair; the server RQ must hold no other RECV
+ * @pair: a connected pair; the server RQ (or SRQ) must hold no other RECV
  *
  * An RDMA WRITE completion at the requester does not mean the data has been
  * placed at the responder: siw completes a WRITE once it is handed to TCP
@@ -576,7 +671,12 @@ int sodp_pair_sync(struct sodp_pair *pair)
 
 	*in = 0;
 	*out = SODP_WRID_SYNC | ++pair->sync_seq;
-	ret = sodp_post_recv(&pair->srv, SODP_WRID_SYNC, in, sizeof(*in), lkey);
+	if (pair->srv_srq)
+		ret = sodp_post_srq_recv(pair->srv_srq, SODP_WRID_SYNC, in,
+					 sizeof(*in), lkey);
+	else
+		ret = sodp_post_recv(&pair->srv, SODP_WRID_SYNC, in,
+				     sizeof(*in), lkey);
 	if (ret)
 		return ret;
 	ret = sodp_post_send(&pair->cli, SODP_WRID_SYNC, out, sizeof(*out),
@@ -667,6 +767,25 @@ int sodp_post_recv(struct sodp_end *end, uint64_t wr_id, void *addr,
 
 	return sodp_post_ret("ibv_post_recv",
 			     ibv_post_recv(end->qp, &wr, &bad));
+}
+
+int sodp_post_srq_recv(struct ibv_srq *srq, uint64_t wr_id, void *addr,
+		       uint32_t len, uint32_t lkey)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)addr,
+		.length = len,
+		.lkey = lkey,
+	};
+	struct ibv_recv_wr wr = {
+		.wr_id = wr_id,
+		.sg_list = &sge,
+		.num_sge = 1,
+	};
+	struct ibv_recv_wr *bad = NULL;
+
+	return sodp_post_ret("ibv_post_srq_recv",
+			     ibv_post_srq_recv(srq, &wr, &bad));
 }
 
 /* A signaled SEND of [addr, addr + len). */
@@ -888,6 +1007,389 @@ ssize_t sodp_byte_check(const void *buf, size_t len, uint8_t val)
 		if (p[i] != val)
 			return i;
 	return -1;
+}
+
+/* The index of the RoCE v2 GID of port 1 that is @dev's IPv4 address. */
+static int sodp_ud_gid_index(struct sodp_dev *dev)
+{
+	static const uint8_t v4mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+	struct ibv_gid_entry ent[SODP_GID_ENTRIES];
+	ssize_t i, n;
+
+	n = ibv_query_gid_table(dev->ctx, ent, SODP_GID_ENTRIES, 0);
+	for (i = 0; i < n; i++) {
+		if (ent[i].port_num != 1 ||
+		    ent[i].gid_type != IBV_GID_TYPE_ROCE_V2 ||
+		    memcmp(ent[i].gid.raw, v4mapped, sizeof(v4mapped)) ||
+		    memcmp(ent[i].gid.raw + 12, &dev->addr.sin_addr, 4))
+			continue;
+		return ent[i].gid_index;
+	}
+	sodp_err("%s: no RoCE v2 GID for %s", dev->name,
+		 inet_ntoa(dev->addr.sin_addr));
+	return -ENOENT;
+}
+
+static int sodp_ud_qp_create(struct sodp_dev *dev, struct sodp_end *end)
+{
+	struct ibv_qp_init_attr init = {
+		.qp_type = IBV_QPT_UD,
+		.cap = {
+			.max_send_wr = SODP_QP_DEPTH,
+			.max_recv_wr = SODP_QP_DEPTH,
+			.max_send_sge = 1,
+			.max_recv_sge = 1,
+		},
+	};
+	struct ibv_qp_attr attr = {
+		.qp_state = IBV_QPS_INIT,
+		.pkey_index = 0,
+		.port_num = 1,
+		.qkey = SODP_UD_QKEY,
+	};
+	int ret;
+
+	end->scq = ibv_create_cq(dev->ctx, SODP_CQ_DEPTH, NULL, NULL, 0);
+	end->rcq = ibv_create_cq(dev->ctx, SODP_CQ_DEPTH, NULL, NULL, 0);
+	if (!end->scq || !end->rcq) {
+		ret = errno ? -errno : -ENOMEM;
+		sodp_err("ibv_create_cq: %s", strerror(-ret));
+		return ret;
+	}
+	init.send_cq = end->scq;
+	init.recv_cq = end->rcq;
+	end->qp = ibv_create_qp(dev->pd, &init);
+	if (!end->qp) {
+		ret = errno ? -errno : -EINVAL;
+		sodp_err("ibv_create_qp(UD): %s", strerror(-ret));
+		return ret;
+	}
+	ret = ibv_modify_qp(end->qp, &attr, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+			    IBV_QP_PORT | IBV_QP_QKEY);
+	if (!ret) {
+		attr.qp_state = IBV_QPS_RTR;
+		ret = ibv_modify_qp(end->qp, &attr, IBV_QP_STATE);
+	}
+	if (!ret) {
+		attr.qp_state = IBV_QPS_RTS;
+		attr.sq_psn = 0;
+		ret = ibv_modify_qp(end->qp, &attr,
+				    IBV_QP_STATE | IBV_QP_SQ_PSN);
+	}
+	if (ret) {
+		sodp_err("ibv_modify_qp(UD): %s", strerror(ret));
+		return -ret;
+	}
+	return 0;
+}
+
+/**
+ * sodp_ud_create() - two UD QPs on @dev and an address handle between them
+ * @dev: an open RoCE device
+ * @ud: filled; on failure partly, sodp_ud_destroy() releases it
+ *
+ * The address handle names the device's own RoCE v2 GID (its IPv4
+ * address), so datagrams loop back through the device like any other.
+ *
+ * Return: 0, -EOPNOTSUPP on iWARP (no UD), or another negative errno.
+ */
+int sodp_ud_create(struct sodp_dev *dev, struct sodp_ud *ud)
+{
+	struct ibv_ah_attr ah = {
+		.is_global = 1,
+		.port_num = 1,
+		.grh.hop_limit = 64,
+	};
+	int idx, ret;
+
+	memset(ud, 0, sizeof(*ud));
+	if (dev->iwarp)
+		return -EOPNOTSUPP;
+	idx = sodp_ud_gid_index(dev);
+	if (idx < 0)
+		return idx;
+	ret = ibv_query_gid(dev->ctx, 1, idx, &ah.grh.dgid);
+	if (ret) {
+		sodp_err("ibv_query_gid: %s", strerror(ret));
+		return -ret;
+	}
+	ah.grh.sgid_index = idx;
+
+	ret = sodp_ud_qp_create(dev, &ud->snd);
+	if (!ret)
+		ret = sodp_ud_qp_create(dev, &ud->rcv);
+	if (ret)
+		return ret;
+	ud->ah = ibv_create_ah(dev->pd, &ah);
+	if (!ud->ah) {
+		ret = errno ? -errno : -EINVAL;
+		sodp_err("ibv_create_ah: %s", strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+static void sodp_ud_end_destroy(struct sodp_end *end)
+{
+	if (end->qp && ibv_destroy_qp(end->qp))
+		sodp_err("ibv_destroy_qp: %s", strerror(errno));
+	if (end->scq && ibv_destroy_cq(end->scq))
+		sodp_err("ibv_destroy_cq: %s", strerror(errno));
+	if (end->rcq && ibv_destroy_cq(end->rcq))
+		sodp_err("ibv_destroy_cq: %s", strerror(errno));
+	end->qp = NULL;
+	end->scq = NULL;
+	end->rcq = NULL;
+}
+
+/* Undo sodp_ud_create(); a no-op on a zeroed @ud. */
+void sodp_ud_destroy(struct sodp_ud *ud)
+{
+	if (ud->ah && ibv_destroy_ah(ud->ah))
+		sodp_err("ibv_destroy_ah: %s", strerror(errno));
+	ud->ah = NULL;
+	sodp_ud_end_destroy(&ud->snd);
+	sodp_ud_end_destroy(&ud->rcv);
+}
+
+/* A signaled UD SEND of [addr, addr + len) from @ud->snd to @ud->rcv. */
+int sodp_ud_post_send(struct sodp_ud *ud, uint64_t wr_id, const void *addr,
+		      uint32_t len, uint32_t lkey)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)addr,
+		.length = len,
+		.lkey = lkey,
+	};
+	struct ibv_send_wr wr = {
+		.wr_id = wr_id,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = IBV_WR_SEND,
+		.send_flags = IBV_SEND_SIGNALED,
+		.wr.ud = {
+			.ah = ud->ah,
+			.remote_qpn = ud->rcv.qp->qp_num,
+			.remote_qkey = SODP_UD_QKEY,
+		},
+	};
+	struct ibv_send_wr *bad = NULL;
+
+	return sodp_post_ret("ibv_post_send(UD)",
+			     ibv_post_send(ud->snd.qp, &wr, &bad));
+}
+
+/**
+ * sodp_debugfs_get() - read one global counter of the sodp core
+ * @name: file name under SODP_DEBUGFS (umems, pages_held, faults, ...)
+ * @val: the value; signed, so that an underflow shows as such
+ *
+ * Return: 0, or a negative errno (-ENOENT without the sodp module or
+ * debugfs).
+ */
+int sodp_debugfs_get(const char *name, int64_t *val)
+{
+	char path[256], buf[64], *end;
+	int ret;
+
+	snprintf(path, sizeof(path), SODP_DEBUGFS "/%s", name);
+	ret = sodp_read_line(path, buf, sizeof(buf));
+	if (ret) {
+		sodp_err("%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	errno = 0;
+	*val = strtoll(buf, &end, 10);
+	if (errno || *end) {
+		sodp_err("%s: bad value \"%s\"", path, buf);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The whole output of @cmd (NUL-terminated, to free()), or NULL. */
+static char *sodp_run(const char *cmd)
+{
+	size_t len = 0, cap = 0;
+	char *out = NULL, *tmp;
+	size_t n;
+	FILE *f;
+	int st;
+
+	f = popen(cmd, "r");
+	if (!f) {
+		sodp_err("popen(%s): %s", cmd, strerror(errno));
+		return NULL;
+	}
+	do {
+		if (cap - len < 4096) {
+			cap = cap ? 2 * cap : 16384;
+			tmp = realloc(out, cap);
+			if (!tmp) {
+				free(out);
+				pclose(f);
+				return NULL;
+			}
+			out = tmp;
+		}
+		n = fread(out + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n);
+	out[len] = '\0';
+	st = pclose(f);
+	if (st) {
+		sodp_err("%s: exit status %#x", cmd, st);
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * The next flat JSON object ("{...}", no nesting: what "rdma -j" prints
+ * for resources and statistics) at or after *@pos; its length in *@len.
+ */
+static const char *sodp_json_next(const char **pos, size_t *len)
+{
+	const char *start = strchr(*pos, '{'), *end;
+
+	if (!start)
+		return NULL;
+	end = strchr(start, '}');
+	if (!end)
+		return NULL;
+	*pos = end + 1;
+	*len = end + 1 - start;
+	return start;
+}
+
+/* The value of "@key": in the object [@obj, @obj + @len), quotes removed. */
+static bool sodp_json_get(const char *obj, size_t len, const char *key,
+			  char *val, size_t vlen)
+{
+	char pat[64];
+	const char *p, *end = obj + len;
+	size_t plen, i;
+
+	plen = snprintf(pat, sizeof(pat), "\"%s\":", key);
+	for (p = obj; p + plen <= end; p++) {
+		if (memcmp(p, pat, plen))
+			continue;
+		p += plen;
+		while (p < end && (*p == ' ' || *p == '"'))
+			p++;
+		for (i = 0; p < end && i + 1 < vlen && !strchr("\",}", *p); i++)
+			val[i] = *p++;
+		val[i] = '\0';
+		return i > 0;
+	}
+	return false;
+}
+
+static bool sodp_json_u64(const char *obj, size_t len, const char *key,
+			  int base, uint64_t *val)
+{
+	char buf[32], *end;
+
+	if (!sodp_json_get(obj, len, key, buf, sizeof(buf)))
+		return false;
+	errno = 0;
+	*val = strtoull(buf, &end, base);
+	return !errno && !*end;
+}
+
+static bool sodp_json_is(const char *obj, size_t len, const char *key,
+			 const char *want)
+{
+	char buf[IBV_SYSFS_NAME_MAX];
+
+	return sodp_json_get(obj, len, key, buf, sizeof(buf)) &&
+	       !strcmp(buf, want);
+}
+
+/**
+ * sodp_mr_stats_get() - the sodp counters of one MR
+ * @dev: the device name
+ * @lkey: the MR's lkey
+ * @st: the counters
+ *
+ * "rdma resource show mr" maps the lkey to the restrack id (mrn), "rdma
+ * statistic show mr" gives the driver's counters of that mrn (iproute2 6.1
+ * syntax; needs CAP_NET_ADMIN to see keys).
+ *
+ * Return: 0; -ENOENT if no such MR is listed; -ENODATA if the driver
+ * reports no sodp counters for it (not an ODP MR, or no ODP support);
+ * another negative errno if rdma could not be run.
+ */
+int sodp_mr_stats_get(const char *dev, uint32_t lkey,
+		      struct sodp_mr_stats *st)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fields[] = {
+#define SODP_STAT(f) { #f, offsetof(struct sodp_mr_stats, f) }
+		SODP_STAT(page_faults),
+		SODP_STAT(pages_faulted),
+		SODP_STAT(page_invalidations),
+		SODP_STAT(pages_invalidated),
+		SODP_STAT(page_prefetch),
+		SODP_STAT(cache_hits),
+		SODP_STAT(cache_misses),
+		SODP_STAT(cache_recalls),
+		SODP_STAT(deferrals),
+		SODP_STAT(pages_mirrored),
+		SODP_STAT(pages_cached),
+#undef SODP_STAT
+	};
+	uint64_t key, mrn = UINT64_MAX, v;
+	const char *pos, *obj;
+	char *out;
+	size_t len, i;
+	int ret = -ENOENT;
+
+	memset(st, 0, sizeof(*st));
+	out = sodp_run("rdma -j resource show mr 2>&1");
+	if (!out)
+		return -EIO;
+	pos = out;
+	while ((obj = sodp_json_next(&pos, &len))) {
+		if (sodp_json_is(obj, len, "ifname", dev) &&
+		    sodp_json_u64(obj, len, "lkey", 16, &key) &&
+		    key == lkey && sodp_json_u64(obj, len, "mrn", 10, &mrn))
+			break;
+	}
+	free(out);
+	if (mrn == UINT64_MAX) {
+		sodp_err("%s: no MR with lkey %#x", dev, lkey);
+		return -ENOENT;
+	}
+
+	out = sodp_run("rdma -j statistic show mr 2>&1");
+	if (!out)
+		return -EIO;
+	pos = out;
+	while ((obj = sodp_json_next(&pos, &len))) {
+		if (!sodp_json_is(obj, len, "ifname", dev) ||
+		    !sodp_json_u64(obj, len, "mrn", 10, &v) || v != mrn)
+			continue;
+		ret = 0;
+		for (i = 0; i < SODP_ARRAY_SIZE(fields); i++) {
+			if (!sodp_json_u64(obj, len, fields[i].name, 10, &v)) {
+				ret = -ENODATA;
+				break;
+			}
+			*(uint64_t *)((char *)st + fields[i].off) = v;
+		}
+		break;
+	}
+	free(out);
+	if (ret)
+		sodp_err("%s: no sodp counters for mrn %llu (lkey %#x)", dev,
+			 (unsigned long long)mrn, lkey);
+	return ret;
 }
 
 /*

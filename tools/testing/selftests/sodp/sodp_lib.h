@@ -31,12 +31,20 @@
 /* The wr_id of the work requests sodp_pair_sync() posts. */
 #define SODP_WRID_SYNC	0x5d0b5d0b5d0b0000ull
 
+/* Q_Key of the UD QPs of sodp_ud_create(); room for the GRH of a UD RECV. */
+#define SODP_UD_QKEY	0x50d0a11dU
+#define SODP_GRH_LEN	40
+
+/* Debugfs directory of the sodp core's global counters. */
+#define SODP_DEBUGFS	"/sys/kernel/debug/sodp"
+
 struct sodp_dev {
 	char name[IBV_SYSFS_NAME_MAX];	/* SODP_DEVICE */
 	struct ibv_context **cm_devs;	/* rdma_get_devices(), owns ctx */
 	struct ibv_context *ctx;	/* librdmacm's context for @name */
 	bool iwarp;			/* transport is iWARP (siw) */
 	struct ibv_device_attr attr;
+	struct ibv_odp_caps odp;	/* all 0 without ibv_query_device_ex */
 	struct ibv_port_attr port_attr;	/* port 1 */
 	struct ibv_pd *pd;
 	char ifname[IF_NAMESIZE];	/* netdev of port 1, "" if unknown */
@@ -65,10 +73,45 @@ struct sodp_pair {
 	struct rdma_cm_id *listen_id;
 	struct sodp_end cli;
 	struct sodp_end srv;
+	struct ibv_srq *srv_srq;	/* @srv receives from it, not owned */
 	bool connected;
 	void *sync_buf;			/* one page, see sodp_pair_sync() */
 	struct ibv_mr *sync_mr;
 	uint64_t sync_seq;
+};
+
+/* Options of sodp_pair_connect_opts(); zeroed means sodp_pair_connect(). */
+struct sodp_pair_opts {
+	struct ibv_srq *srv_srq;	/* the server QP receives from this SRQ */
+	int sync_access;		/* extra access flags of the sync MR,
+					 * e.g. IBV_ACCESS_ON_DEMAND to pin
+					 * nothing at all
+					 */
+};
+
+/*
+ * Two UD QPs on one device, @snd sending to @rcv through @ah (the device's
+ * own RoCE v2 GID). The sodp_end ids are NULL.
+ */
+struct sodp_ud {
+	struct sodp_end snd;
+	struct sodp_end rcv;
+	struct ibv_ah *ah;
+};
+
+/* The sodp counters of one MR, as "rdma statistic show mr" reports them. */
+struct sodp_mr_stats {
+	uint64_t page_faults;
+	uint64_t pages_faulted;
+	uint64_t page_invalidations;
+	uint64_t pages_invalidated;
+	uint64_t page_prefetch;
+	uint64_t cache_hits;
+	uint64_t cache_misses;
+	uint64_t cache_recalls;
+	uint64_t deferrals;
+	uint64_t pages_mirrored;
+	uint64_t pages_cached;
 };
 
 enum sodp_pin_mode {
@@ -82,7 +125,12 @@ enum sodp_pin_mode {
 int sodp_dev_open(struct sodp_dev *dev, const char *name);
 void sodp_dev_close(struct sodp_dev *dev);
 
+int sodp_dev_probe(const char *name, struct ibv_device_attr_ex *attr,
+		   bool *iwarp);
+
 int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair);
+int sodp_pair_connect_opts(struct sodp_dev *dev, struct sodp_pair *pair,
+			   const struct sodp_pair_opts *opts);
 void sodp_pair_destroy(struct sodp_pair *pair);
 int sodp_pair_sync(struct sodp_pair *pair);
 
@@ -101,7 +149,18 @@ int sodp_post_atomic(struct sodp_end *end, enum ibv_wr_opcode opcode,
 		     uint64_t wr_id, uint64_t *result, uint32_t lkey,
 		     uint64_t raddr, uint32_t rkey, uint64_t compare_add,
 		     uint64_t swap);
+int sodp_post_srq_recv(struct ibv_srq *srq, uint64_t wr_id, void *addr,
+		       uint32_t len, uint32_t lkey);
 int sodp_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms);
+
+int sodp_ud_create(struct sodp_dev *dev, struct sodp_ud *ud);
+void sodp_ud_destroy(struct sodp_ud *ud);
+int sodp_ud_post_send(struct sodp_ud *ud, uint64_t wr_id, const void *addr,
+		      uint32_t len, uint32_t lkey);
+
+int sodp_debugfs_get(const char *name, int64_t *val);
+int sodp_mr_stats_get(const char *dev, uint32_t lkey,
+		      struct sodp_mr_stats *st);
 
 void *sodp_map_anon(size_t len);
 void sodp_unmap(void *addr, size_t len);
