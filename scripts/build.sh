@@ -36,5 +36,6 @@ if [ "$what" = selftests ] || [ "$what" = all ]; then
 	mkdir -p "$BUILD/selftests"
 	make -s -C "$top/tools/testing/selftests/sodp" KSRC="$ksrc" \
 		OUTPUT="$BUILD/selftests"
-	make -s -C "$top/tools/sodp" OUTPUT="$BUILD/selftests"
+	mkdir -p "$BUILD/tools"
+	make -s -C "$top/tools/sodp" OUTPUT="$BUILD/tools"
 fi

@@ -13,7 +13,7 @@
 set -u
 rounds=${SODP_BENCH_ROUNDS:-3}
 secs=${SODP_BENCH_SECS:-3}
-bin=${SODP_SELFTESTS:-$SODP_TOP/build/selftests}
+bin=${SODP_TOOLS:-$SODP_TOP/build/tools}
 log=$(mktemp -d)
 
 # bw DEV TOOL EXTRA: one loopback run, prints the average MB/s.

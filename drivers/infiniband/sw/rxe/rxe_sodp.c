@@ -471,6 +471,13 @@ static int rxe_sodp_prefetch_sge(struct rxe_mr *mr, u64 iova, u32 length,
 			return 0;
 		err = sodp_umem_prefetch(mr->sodp, rxe_sodp_va(mr, iova),
 					 bytes, flags);
+		/*
+		 * An implicit MR spans every iova, but sodp mirrors only
+		 * the user address space: outside it is out of the MR,
+		 * which advise_mr reports as -EINVAL.
+		 */
+		if (err == -ERANGE)
+			return -EINVAL;
 		if (err)
 			return err;
 		iova += bytes;

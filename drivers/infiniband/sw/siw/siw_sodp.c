@@ -733,6 +733,13 @@ static int siw_sodp_prefetch_sge(struct siw_mem *mem, u64 va, u32 length,
 		if (async && !READ_ONCE(mem->stag_valid))
 			return 0;
 		err = sodp_umem_prefetch(mem->sodp, va, bytes, flags);
+		/*
+		 * An implicit MR spans every iova, but sodp mirrors only
+		 * the user address space: outside it is out of the MR,
+		 * which advise_mr reports as -EINVAL.
+		 */
+		if (err == -ERANGE)
+			return -EINVAL;
 		if (err)
 			return err;
 		va += bytes;
