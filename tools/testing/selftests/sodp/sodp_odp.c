@@ -2966,6 +2966,10 @@ TEST_F_TIMEOUT(odp, iova_offset, CASE_TIMEOUT)
 	l = slot_anon(_metadata, c, 1, 2 * len, SENT_LOCAL);
 	sodp_pattern_fill(l, wl, c->seed, 0);
 	mr = ibv_reg_mr_iova(c->dev.pd, buf, len, iova, ODP_RW);
+	/* siw addresses MRs by virtual address and refuses another iova. */
+	if (!mr && c->dev.iwarp && errno == EOPNOTSUPP)
+		SKIP(return, "%s: no MR iova other than its address",
+		     c->dev.name);
 	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_mr_iova: %s", strerror(errno));
 	c->mr[0] = mr;
 	lmr = slot_reg(_metadata, c, 1, l, 2 * len, IBV_ACCESS_LOCAL_WRITE);
@@ -3086,8 +3090,13 @@ TEST_F_TIMEOUT(odp, local_unmapped, CASE_TIMEOUT)
 			       wc.status,
 			       ibv_wc_status_str(IBV_WC_LOC_PROT_ERR));
 		EXPECT_EQ(IBV_WC_LOC_PROT_ERR, (int)wc.status);
-		expect_wc(_metadata, c->pair.cli.rcq, tmo, WRID_RECV,
-			  IBV_WC_WR_FLUSH_ERR, -1, -1);
+		/*
+		 * siw (upstream too) does not flush the receive queue after
+		 * a local transmit error until the connection is torn down.
+		 */
+		if (!c->dev.iwarp)
+			expect_wc(_metadata, c->pair.cli.rcq, tmo, WRID_RECV,
+				  IBV_WC_WR_FLUSH_ERR, -1, -1);
 		ASSERT_BYTES(r, 2 * len, SENT_DST);
 	}
 }
@@ -3152,7 +3161,12 @@ TEST_F_TIMEOUT(odp, recv_unmapped, CASE_TIMEOUT)
 		TH_LOG("%s SEND to it: %s", k ? "SRQ" : "RC",
 		       ibv_wc_status_str(wc.status));
 		ASSERT_EQ(WRID_SEND, wc.wr_id);
-		ASSERT_NE(IBV_WC_SUCCESS, (int)wc.status);
+		/*
+		 * On iWARP a SEND completes once TCP took it; the receiver
+		 * then terminates the connection instead of a NAK.
+		 */
+		if (!c->dev.iwarp)
+			ASSERT_NE(IBV_WC_SUCCESS, (int)wc.status);
 	}
 	sodp_pair_destroy(&c->pair);
 	ibv_destroy_srq(c->srq);
