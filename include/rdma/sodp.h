@@ -30,6 +30,7 @@
 #include <linux/types.h>
 
 struct mm_struct;
+struct sk_buff;
 struct sodp_umem;
 struct sodp_cent;
 
@@ -119,6 +120,7 @@ int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
 		       unsigned int flags);
 
 void sodp_umem_stats(struct sodp_umem *umem, struct sodp_stats *out);
+int sodp_umem_fill_stat_entry(struct sodp_umem *umem, struct sk_buff *msg);
 void sodp_umem_count_deferral(struct sodp_umem *umem);
 
 u64 sodp_umem_start(struct sodp_umem *umem);

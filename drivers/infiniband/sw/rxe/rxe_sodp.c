@@ -371,24 +371,6 @@ void rxe_sodp_init_device_param(struct rxe_dev *rxe)
 					       IB_ODP_SUPPORT_SRQ_RECV;
 }
 
-/* The per-MR counters, named like mlx5's where they mean the same. */
-static const struct {
-	const char *name;
-	size_t offset;
-} rxe_sodp_counters[] = {
-	{ "page_faults", offsetof(struct sodp_stats, faults) },
-	{ "pages_faulted", offsetof(struct sodp_stats, pages_faulted) },
-	{ "page_invalidations", offsetof(struct sodp_stats, invalidations) },
-	{ "pages_invalidated", offsetof(struct sodp_stats, pages_invalidated) },
-	{ "page_prefetch", offsetof(struct sodp_stats, prefetches) },
-	{ "cache_hits", offsetof(struct sodp_stats, cache_hits) },
-	{ "cache_misses", offsetof(struct sodp_stats, cache_misses) },
-	{ "cache_recalls", offsetof(struct sodp_stats, recalls) },
-	{ "deferrals", offsetof(struct sodp_stats, deferrals) },
-	{ "pages_mirrored", offsetof(struct sodp_stats, pages_mirrored) },
-	{ "pages_cached", offsetof(struct sodp_stats, pages_cached) },
-};
-
 /**
  * rxe_sodp_fill_stat_mr_entry() - per-MR sodp counters for rdma statistic
  * @msg: the netlink message being built
@@ -400,31 +382,10 @@ static const struct {
 int rxe_sodp_fill_stat_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
 {
 	struct rxe_mr *mr = to_rmr(ibmr);
-	struct nlattr *table;
-	struct sodp_stats st;
-	unsigned int i;
 
 	if (!mr->sodp)
 		return 0;
-
-	sodp_umem_stats(mr->sodp, &st);
-
-	table = nla_nest_start(msg, RDMA_NLDEV_ATTR_STAT_HWCOUNTERS);
-	if (!table)
-		return -EMSGSIZE;
-	for (i = 0; i < ARRAY_SIZE(rxe_sodp_counters); i++) {
-		u64 *v = (void *)&st + rxe_sodp_counters[i].offset;
-
-		if (rdma_nl_stat_hwcounter_entry(msg, rxe_sodp_counters[i].name,
-						 *v))
-			goto out_cancel;
-	}
-	nla_nest_end(msg, table);
-	return 0;
-
-out_cancel:
-	nla_nest_cancel(msg, table);
-	return -EMSGSIZE;
+	return sodp_umem_fill_stat_entry(mr->sodp, msg);
 }
 
 /* Asynchronous prefetch: MR references are held until the work is done. */

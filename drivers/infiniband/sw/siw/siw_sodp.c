@@ -650,24 +650,6 @@ void siw_sodp_query_device(struct ib_device_attr *attr)
 					       IB_ODP_SUPPORT_SRQ_RECV;
 }
 
-/* The per-MR counters, named like rxe's (and mlx5's where they match). */
-static const struct {
-	const char *name;
-	size_t offset;
-} siw_sodp_counters[] = {
-	{ "page_faults", offsetof(struct sodp_stats, faults) },
-	{ "pages_faulted", offsetof(struct sodp_stats, pages_faulted) },
-	{ "page_invalidations", offsetof(struct sodp_stats, invalidations) },
-	{ "pages_invalidated", offsetof(struct sodp_stats, pages_invalidated) },
-	{ "page_prefetch", offsetof(struct sodp_stats, prefetches) },
-	{ "cache_hits", offsetof(struct sodp_stats, cache_hits) },
-	{ "cache_misses", offsetof(struct sodp_stats, cache_misses) },
-	{ "cache_recalls", offsetof(struct sodp_stats, recalls) },
-	{ "deferrals", offsetof(struct sodp_stats, deferrals) },
-	{ "pages_mirrored", offsetof(struct sodp_stats, pages_mirrored) },
-	{ "pages_cached", offsetof(struct sodp_stats, pages_cached) },
-};
-
 /**
  * siw_sodp_fill_stat_mr_entry() - per-MR sodp counters for rdma statistic
  * @msg: the netlink message being built
@@ -679,31 +661,10 @@ static const struct {
 int siw_sodp_fill_stat_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
 {
 	struct siw_mem *mem = to_siw_mr(ibmr)->mem;
-	struct nlattr *table;
-	struct sodp_stats st;
-	unsigned int i;
 
 	if (!mem || !mem->is_sodp)
 		return 0;
-
-	sodp_umem_stats(mem->sodp, &st);
-
-	table = nla_nest_start(msg, RDMA_NLDEV_ATTR_STAT_HWCOUNTERS);
-	if (!table)
-		return -EMSGSIZE;
-	for (i = 0; i < ARRAY_SIZE(siw_sodp_counters); i++) {
-		u64 *v = (void *)&st + siw_sodp_counters[i].offset;
-
-		if (rdma_nl_stat_hwcounter_entry(msg, siw_sodp_counters[i].name,
-						 *v))
-			goto out_cancel;
-	}
-	nla_nest_end(msg, table);
-	return 0;
-
-out_cancel:
-	nla_nest_cancel(msg, table);
-	return -EMSGSIZE;
+	return sodp_umem_fill_stat_entry(mem->sodp, msg);
 }
 
 /* Asynchronous prefetch: memory references are held until it is done. */

@@ -12,6 +12,8 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <rdma/ib_verbs.h>
+#include <rdma/restrack.h>
+#include <uapi/rdma/rdma_netlink.h>
 
 #include "sodp_priv.h"
 #include "sodp_trace.h"
@@ -294,6 +296,63 @@ void sodp_umem_stats(struct sodp_umem *umem, struct sodp_stats *out)
 	spin_unlock_bh(&umem->lock);
 }
 EXPORT_SYMBOL_GPL(sodp_umem_stats);
+
+/* The per-MR counter names, like mlx5's where the meaning is the same. */
+static const struct {
+	const char *name;
+	size_t offset;
+} sodp_stat_names[] = {
+	{ "page_faults", offsetof(struct sodp_stats, faults) },
+	{ "pages_faulted", offsetof(struct sodp_stats, pages_faulted) },
+	{ "page_invalidations", offsetof(struct sodp_stats, invalidations) },
+	{ "pages_invalidated", offsetof(struct sodp_stats, pages_invalidated) },
+	{ "page_prefetch", offsetof(struct sodp_stats, prefetches) },
+	{ "cache_hits", offsetof(struct sodp_stats, cache_hits) },
+	{ "cache_misses", offsetof(struct sodp_stats, cache_misses) },
+	{ "cache_recalls", offsetof(struct sodp_stats, recalls) },
+	{ "deferrals", offsetof(struct sodp_stats, deferrals) },
+	{ "pages_mirrored", offsetof(struct sodp_stats, pages_mirrored) },
+	{ "pages_cached", offsetof(struct sodp_stats, pages_cached) },
+};
+
+/**
+ * sodp_umem_fill_stat_entry() - put the counters of a umem in a netlink dump
+ * @umem: the umem
+ * @msg: the message a driver's fill_stat_mr_entry() is building
+ *
+ * Adds an RDMA_NLDEV_ATTR_STAT_HWCOUNTERS table with every counter of
+ * struct sodp_stats, so that "rdma statistic mr" shows the same names for
+ * every driver.
+ *
+ * Context: process context (netlink dump). Takes umem->lock.
+ * Return: 0, or -EMSGSIZE when the message is full.
+ */
+int sodp_umem_fill_stat_entry(struct sodp_umem *umem, struct sk_buff *msg)
+{
+	struct nlattr *table;
+	struct sodp_stats st;
+	unsigned int i;
+
+	sodp_umem_stats(umem, &st);
+
+	table = nla_nest_start(msg, RDMA_NLDEV_ATTR_STAT_HWCOUNTERS);
+	if (!table)
+		return -EMSGSIZE;
+	for (i = 0; i < ARRAY_SIZE(sodp_stat_names); i++) {
+		u64 *v = (void *)&st + sodp_stat_names[i].offset;
+
+		if (rdma_nl_stat_hwcounter_entry(msg, sodp_stat_names[i].name,
+						 *v))
+			goto out_cancel;
+	}
+	nla_nest_end(msg, table);
+	return 0;
+
+out_cancel:
+	nla_nest_cancel(msg, table);
+	return -EMSGSIZE;
+}
+EXPORT_SYMBOL_GPL(sodp_umem_fill_stat_entry);
 
 /**
  * sodp_umem_count_deferral() - count an access the driver had to defer
