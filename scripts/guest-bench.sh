@@ -8,7 +8,7 @@
 #     times; the median of each gives warm ODP / pinned (goal >= 0.97).
 #  2. sodp_bench: first touch of cold ODP memory vs the same pages warm
 #     (goal >= 0.5), with pinned for reference.
-# Devices without ODP are reported and skipped.
+# Devices without ODP are reported and skipped; SODP_DEVICES picks devices.
 
 set -u
 rounds=${SODP_BENCH_ROUNDS:-3}
@@ -38,7 +38,7 @@ bw() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 0) }'; }
 
-for dev in rxe0 siw0; do
+for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 	if ! ibv_devinfo -v -d $dev | grep -q 'ODP_SUPPORT$'; then
 		echo "$dev: no ODP, skipped"
 		continue

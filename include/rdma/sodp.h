@@ -30,6 +30,7 @@
 #include <linux/types.h>
 
 struct mm_struct;
+struct page;
 struct sk_buff;
 struct sodp_umem;
 struct sodp_cent;
@@ -115,6 +116,9 @@ int sodp_umem_access_begin(struct sodp_umem *umem, u64 va, size_t len,
 			   unsigned int flags, struct sodp_access *acc,
 			   void **kaddr);
 void sodp_umem_access_end(struct sodp_access *acc);
+
+struct page *sodp_umem_get_page(struct sodp_umem *umem, u64 va,
+				unsigned int flags);
 
 int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
 		       unsigned int flags);

@@ -5,7 +5,8 @@
  * An MR registered with IB_ACCESS_ON_DEMAND (or any user MR when the sodp
  * pin_mode says so) holds a sodp umem instead of a siw_umem. Transmit runs
  * in process context (the siw_tx kthreads or the post_send system call) and
- * copies the payload out of the MR, faulting as needed. Receive runs under
+ * takes each payload page with a transient reference, faulting as needed,
+ * then copies it or hands it to TCP exactly like a page of a pinned MR. Receive runs under
  * tcp_read_sock(), in softirq or under a lock_sock() owner, and must not
  * sleep: a page that is not resident stops the receive path at that byte
  * and defers the rest of the stream to a work item that faults the page in
@@ -15,7 +16,6 @@
 #include <linux/overflow.h>
 #include <linux/preempt.h>
 #include <linux/slab.h>
-#include <linux/vmalloc.h>
 #include <net/sock.h>
 #include <net/tcp.h>
 #include <rdma/restrack.h>
@@ -253,26 +253,6 @@ static void siw_sodp_tx_error(struct siw_qp *qp, int err)
 }
 
 /**
- * siw_sodp_wqe_uses_sodp() - does a send WQE read from a sodp MR?
- * @wqe: the WQE, its memory resolved by siw_check_sgl_tx()
- *
- * Context: the transmit path.
- * Return: true if any SGE of @wqe lies in a sodp MR: then it must not be
- * sent with zero copy.
- */
-bool siw_sodp_wqe_uses_sodp(struct siw_wqe *wqe)
-{
-	unsigned int i;
-
-	if (wqe->sqe.flags & SIW_WQE_INLINE)
-		return false;
-	for (i = 0; i < wqe->sqe.num_sge && i < SIW_MAX_SGE; i++)
-		if (wqe->mem[i] && wqe->mem[i]->is_sodp)
-			return true;
-	return false;
-}
-
-/**
  * siw_sodp_tx_copy() - copy a short payload out of a sodp MR
  * @qp: the transmitting QP
  * @mem: the MR, its range checked by siw_check_sge()
@@ -295,50 +275,53 @@ int siw_sodp_tx_copy(struct siw_qp *qp, struct siw_mem *mem, u64 va,
 }
 
 /**
- * siw_sodp_tx_bounce() - copy FPDU payload from a sodp MR to the bounce buffer
+ * siw_sodp_tx_get_page() - a page of FPDU payload from a sodp MR
  * @qp: the transmitting QP
  * @mem: the MR, its range checked by siw_check_sge()
- * @va: user virtual address of the payload piece
- * @len: bytes of this piece
- * @off: offset of this piece in the FPDU's payload
+ * @va: user virtual address in the page
  *
- * The buffer holds the payload of one FPDU (qp->tx_ctx.bytes_unsent bytes)
- * and is sized for it on the first piece, so the pointers returned for
- * earlier pieces of the same FPDU stay valid until it is sent.
+ * The page comes with a transient reference (sodp_umem_get_page()), not a
+ * lease: the transmit path maps it or hands it to TCP like a page of a
+ * pinned MR, and drops the reference with siw_sodp_tx_put_pages() once
+ * the FPDU went to TCP, which takes its own references for zero copy. An
+ * invalidation of the page never waits for the transmit path.
  *
  * Context: the transmit path (process context, may fault pages in).
- * Return: kernel address of the copied piece, or an ERR_PTR() (-EFAULT
- * when the process cannot read the range, -ENOMEM, -EMSGSIZE).
+ * Return: the page, or an ERR_PTR() (-EFAULT when the process cannot read
+ * it).
  */
-void *siw_sodp_tx_bounce(struct siw_qp *qp, struct siw_mem *mem, u64 va,
-			 unsigned int len, unsigned int off)
+struct page *siw_sodp_tx_get_page(struct siw_qp *qp, struct siw_mem *mem,
+				  u64 va)
 {
-	struct siw_sodp_qp *sq = &qp->sodp;
-	size_t need;
-	int err;
+	struct page *page;
+	int tries = 0;
 
-	if (qp->tx_ctx.bytes_unsent <= 0)
-		return ERR_PTR(-EMSGSIZE);
-	need = qp->tx_ctx.bytes_unsent;
-	if (need > sq->tx_buf_len) {
-		if (WARN_ON_ONCE(off))
-			return ERR_PTR(-EMSGSIZE);
-		kvfree(sq->tx_buf);
-		sq->tx_buf_len = 0;
-		sq->tx_buf = kvmalloc(need, GFP_KERNEL);
-		if (!sq->tx_buf)
-			return ERR_PTR(-ENOMEM);
-		sq->tx_buf_len = need;
-	}
-	if (off > need || len > need - off)
-		return ERR_PTR(-EMSGSIZE);
+	do {
+		page = sodp_umem_get_page(mem->sodp, va, 0);
+	} while (page == ERR_PTR(-EBUSY) && ++tries < SIW_SODP_BUSY_RETRIES);
+	if (IS_ERR(page))
+		siw_sodp_tx_error(qp, PTR_ERR(page));
+	return page;
+}
 
-	err = siw_sodp_copy_from(mem, va, sq->tx_buf + off, len);
-	if (err) {
-		siw_sodp_tx_error(qp, err);
-		return ERR_PTR(err);
+/**
+ * siw_sodp_tx_put_pages() - drop the references of siw_sodp_tx_get_page()
+ * @pages: the FPDU's page array
+ * @mask: bit i set if @pages[i] came from siw_sodp_tx_get_page()
+ * @n: number of entries of @pages to look at
+ *
+ * Context: the transmit path.
+ */
+void siw_sodp_tx_put_pages(struct page **pages, unsigned long mask, int n)
+{
+	int i;
+
+	for (i = 0; i < n && mask; i++) {
+		if (mask & BIT(i)) {
+			put_page(pages[i]);
+			mask &= ~BIT(i);
+		}
 	}
-	return sq->tx_buf + off;
 }
 
 /*
@@ -610,8 +593,7 @@ void siw_sodp_qp_init(struct siw_qp *qp)
  *
  * Cancels a pending receive deferral or waits for a running one (which
  * then finds the QP out of RTS and resumes nothing), dropping the
- * references it held, and frees the transmit bounce buffer: the transmit
- * path runs only in RTS, under state_lock.
+ * references it held.
  *
  * Context: process context, may sleep.
  */
@@ -623,9 +605,6 @@ void siw_sodp_qp_destroy(struct siw_qp *qp)
 		sq->rx_deferred = false;
 		siw_sodp_rx_put(qp, sq->rx_mem, sq->rx_sk);
 	}
-	kvfree(sq->tx_buf);
-	sq->tx_buf = NULL;
-	sq->tx_buf_len = 0;
 }
 
 /**

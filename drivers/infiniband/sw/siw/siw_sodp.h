@@ -13,13 +13,13 @@
 #include <rdma/ib_verbs.h>
 
 struct ib_pd;
+struct page;
 struct sk_buff;
 struct sock;
 struct sodp_umem;
 struct siw_mem;
 struct siw_qp;
 struct siw_rx_stream;
-struct siw_wqe;
 struct uverbs_attr_bundle;
 
 /**
@@ -38,14 +38,11 @@ struct uverbs_attr_bundle;
  * @rx_faulted: the pending deferral has done its fault
  * @rx_failed: the fault of @rx_fail_va failed: the next access of that
  *	page terminates the QP
- * @tx_buf: bounce buffer for the payload of one FPDU from sodp MRs
- * @tx_buf_len: size of @tx_buf
  *
  * The rx_* fields are written by the receive path, which runs under the
  * socket lock (softirq with the socket spinlock, or a lock_sock() owner),
  * and by the deferral work while @rx_deferred is set: then the receive path
- * does not touch them. The tx_* fields belong to the transmit path, which
- * runs with the QP's state_lock held for reading, one thread at a time.
+ * does not touch them.
  */
 struct siw_sodp_qp {
 	struct delayed_work rx_work;
@@ -60,8 +57,6 @@ struct siw_sodp_qp {
 	bool rx_deferred;
 	bool rx_faulted;
 	bool rx_failed;
-	void *tx_buf;
-	size_t tx_buf_len;
 };
 
 /**
@@ -85,11 +80,11 @@ void siw_sodp_mem_free(struct siw_mem *mem);
 void siw_sodp_qp_init(struct siw_qp *qp);
 void siw_sodp_qp_destroy(struct siw_qp *qp);
 
-bool siw_sodp_wqe_uses_sodp(struct siw_wqe *wqe);
 int siw_sodp_tx_copy(struct siw_qp *qp, struct siw_mem *mem, u64 va,
 		     void *dst, unsigned int len);
-void *siw_sodp_tx_bounce(struct siw_qp *qp, struct siw_mem *mem, u64 va,
-			 unsigned int len, unsigned int off);
+struct page *siw_sodp_tx_get_page(struct siw_qp *qp, struct siw_mem *mem,
+				  u64 va);
+void siw_sodp_tx_put_pages(struct page **pages, unsigned long mask, int n);
 
 int siw_sodp_rx_mem(struct siw_rx_stream *srx, struct siw_mem *mem, u64 va,
 		    int len);

@@ -240,3 +240,45 @@ void sodp_umem_access_end(struct sodp_access *acc)
 	sodp_cache_unlease(acc->umem, acc->cent);
 }
 EXPORT_SYMBOL_GPL(sodp_umem_access_end);
+
+/**
+ * sodp_umem_get_page() - take a transient reference on a page to read
+ * @umem: the umem
+ * @va: an address in the page
+ * @flags: 0, or SODP_NOFAULT from atomic context
+ *
+ * For a driver that hands a page it reads from to another subsystem for
+ * the duration of one I/O, like siw giving transmit payload to TCP without
+ * copying it. The page is leased just long enough to take a plain page
+ * reference, like get_user_pages() without FOLL_LONGTERM: the reference
+ * keeps the page from being freed, but it is not a lease. An invalidation
+ * does not wait for it, the page may leave the mirror while it is held
+ * (its migration fails until it is dropped), and the data read through it
+ * is the data of the page at the time of the read. Never write through it,
+ * and put_page() it when the I/O is done: it must not outlive an in-flight
+ * transfer.
+ *
+ * Context: as sodp_umem_copy_from().
+ * Return: the page with a reference held, or an ERR_PTR() of the errors of
+ * sodp_umem_copy_from().
+ */
+struct page *sodp_umem_get_page(struct sodp_umem *umem, u64 va,
+				unsigned int flags)
+{
+	struct sodp_cent *ent;
+	struct page *page;
+	int ret;
+
+	ret = sodp_access_check(umem, va, 1, flags, SODP_NOFAULT);
+	if (ret)
+		return ERR_PTR(ret);
+
+	ret = sodp_page_lease(umem, va >> PAGE_SHIFT, false, flags, &ent);
+	if (ret)
+		return ERR_PTR(ret);
+	page = ent->page;
+	get_page(page);
+	sodp_cache_unlease(umem, ent);
+	return page;
+}
+EXPORT_SYMBOL_GPL(sodp_umem_get_page);
