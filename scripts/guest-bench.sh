@@ -5,13 +5,14 @@
 # run so that the ratios compare like with like (TCG timings swing 2-3x
 # between runs).
 #  1. perftest 64 KiB WRITE/READ/SEND, pinned vs --odp, alternated ROUNDS
-#     times; the median of each gives warm ODP / pinned (goal >= 0.97).
+#     times (the order flips every round); the median of each gives
+#     warm ODP / pinned (goal >= 0.97).
 #  2. sodp_bench: first touch of cold ODP memory vs the same pages warm
 #     (goal >= 0.5), with pinned for reference.
 # Devices without ODP are reported and skipped; SODP_DEVICES picks devices.
 
 set -u
-rounds=${SODP_BENCH_ROUNDS:-3}
+rounds=${SODP_BENCH_ROUNDS:-5}
 secs=${SODP_BENCH_SECS:-3}
 bin=${SODP_TOOLS:-$SODP_TOP/build/tools}
 log=$(mktemp -d)
@@ -46,9 +47,16 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 	for t in ib_write_bw ib_read_bw ib_send_bw; do
 		: >"$log/pin"
 		: >"$log/odp"
+		# Alternate which goes first, so drift within the run
+		# (other load, page cache, timers) does not favour one side.
 		for r in $(seq "$rounds"); do
-			bw $dev $t "" >>"$log/pin"
-			bw $dev $t "--odp" >>"$log/odp"
+			if [ $((r % 2)) = 1 ]; then
+				bw $dev $t "" >>"$log/pin"
+				bw $dev $t "--odp" >>"$log/odp"
+			else
+				bw $dev $t "--odp" >>"$log/odp"
+				bw $dev $t "" >>"$log/pin"
+			fi
 		done
 		p=$(median <"$log/pin")
 		o=$(median <"$log/odp")

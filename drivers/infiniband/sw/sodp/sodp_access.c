@@ -28,7 +28,13 @@ static int sodp_access_check(struct sodp_umem *umem, u64 va, u64 len,
 	if (flags & ~allowed)
 		return -EINVAL;
 	if (!(flags & SODP_NOFAULT)) {
-		might_sleep();
+		/*
+		 * Not might_sleep(): under voluntary preemption that is a
+		 * cond_resched() on every access, and a driver copying a
+		 * packet at a time (rxe's work loop) would yield per packet.
+		 * The fault path, which really sleeps, reschedules itself.
+		 */
+		__might_sleep(__FILE__, __LINE__);
 		might_lock(&umem->fault_mutex);
 	}
 	return 0;
