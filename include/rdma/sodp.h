@@ -32,6 +32,7 @@
 struct mm_struct;
 struct page;
 struct sk_buff;
+struct sodp_advise;
 struct sodp_umem;
 struct sodp_cent;
 
@@ -122,6 +123,25 @@ struct page *sodp_umem_get_page(struct sodp_umem *umem, u64 va,
 
 int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
 		       unsigned int flags);
+
+/**
+ * struct sodp_advise_ops - how an ibv_advise_mr() request holds the MRs
+ * @put: drop the reference taken on an MR given to sodp_advise_add()
+ * @dying: true once the MR is being destroyed, so that an asynchronous
+ *	prefetch stops early; called from a work item
+ */
+struct sodp_advise_ops {
+	void (*put)(void *mr);
+	bool (*dying)(void *mr);
+};
+
+struct sodp_advise *sodp_advise_alloc(u32 advice, u32 flags, u32 num_sge,
+				      const struct sodp_advise_ops *ops,
+				      bool *write);
+void sodp_advise_add(struct sodp_advise *adv, void *mr,
+		     struct sodp_umem *umem, u64 va, u32 length);
+int sodp_advise_submit(struct sodp_advise *adv);
+void sodp_advise_abort(struct sodp_advise *adv);
 
 void sodp_umem_stats(struct sodp_umem *umem, struct sodp_stats *out);
 int sodp_umem_fill_stat_entry(struct sodp_umem *umem, struct sk_buff *msg);

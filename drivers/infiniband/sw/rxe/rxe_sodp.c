@@ -388,23 +388,10 @@ int rxe_sodp_fill_stat_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
 	return sodp_umem_fill_stat_entry(mr->sodp, msg);
 }
 
-/* Asynchronous prefetch: MR references are held until the work is done. */
-struct rxe_sodp_prefetch {
-	struct work_struct work;
-	unsigned int flags;
-	u32 num_sge;
-	struct rxe_sodp_prefetch_sge {
-		struct rxe_mr *mr;
-		u64 iova;
-		u32 length;
-	} sge[] __counted_by(num_sge);
-};
-
-/* A chunk at a time, so that a destroyed MR stops a long prefetch early. */
-#define RXE_SODP_PREFETCH_CHUNK	SZ_2M
-
-static bool rxe_sodp_mr_dying(struct rxe_mr *mr)
+/* Stops an asynchronous prefetch early once its MR is being destroyed. */
+static bool rxe_sodp_mr_dying(void *arg)
 {
+	struct rxe_mr *mr = arg;
 	struct rxe_dev *rxe = to_rdev(mr->ibmr.device);
 	struct rxe_mr *found;
 
@@ -416,60 +403,17 @@ static bool rxe_sodp_mr_dying(struct rxe_mr *mr)
 	return found != mr;
 }
 
-static int rxe_sodp_prefetch_sge(struct rxe_mr *mr, u64 iova, u32 length,
-				 unsigned int flags, bool async)
+static void rxe_sodp_mr_put(void *arg)
 {
-	int err;
+	struct rxe_mr *mr = arg;
 
-	err = mr_check_range(mr, iova, length);
-	if (err)
-		return err;
-
-	while (length) {
-		u32 bytes = min_t(u32, length, RXE_SODP_PREFETCH_CHUNK);
-
-		if (async && rxe_sodp_mr_dying(mr))
-			return 0;
-		err = sodp_umem_prefetch(mr->sodp, rxe_sodp_va(mr, iova),
-					 bytes, flags);
-		/*
-		 * An implicit MR spans every iova, but sodp mirrors only
-		 * the user address space: outside it is out of the MR,
-		 * which advise_mr reports as -EINVAL.
-		 */
-		if (err == -ERANGE)
-			return -EINVAL;
-		if (err)
-			return err;
-		iova += bytes;
-		length -= bytes;
-		cond_resched();
-	}
-	return 0;
+	rxe_put(mr);
 }
 
-static void rxe_sodp_prefetch_put(struct rxe_sodp_prefetch *pf)
-{
-	u32 i;
-
-	for (i = 0; i < pf->num_sge; i++)
-		if (pf->sge[i].mr)
-			rxe_put(pf->sge[i].mr);
-	kfree(pf);
-}
-
-static void rxe_sodp_prefetch_work(struct work_struct *work)
-{
-	struct rxe_sodp_prefetch *pf =
-		container_of(work, struct rxe_sodp_prefetch, work);
-	u32 i;
-
-	/* Best effort: errors of an asynchronous prefetch are not reported. */
-	for (i = 0; i < pf->num_sge; i++)
-		rxe_sodp_prefetch_sge(pf->sge[i].mr, pf->sge[i].iova,
-				      pf->sge[i].length, pf->flags, true);
-	rxe_sodp_prefetch_put(pf);
-}
+static const struct sodp_advise_ops rxe_sodp_advise_ops = {
+	.put = rxe_sodp_mr_put,
+	.dying = rxe_sodp_mr_dying,
+};
 
 /**
  * rxe_sodp_advise_mr() - ibv_advise_mr() for sodp MRs
@@ -480,9 +424,9 @@ static void rxe_sodp_prefetch_work(struct work_struct *work)
  * @num_sge: entries in @sg_list
  * @attrs: uverbs attributes (unused)
  *
- * Without FLUSH the prefetch runs in a work item that holds a reference on
- * every MR until it is done, so it never outlives them; it stops early
- * when an MR is destroyed meanwhile.
+ * The prefetch itself is sodp_advise_submit()'s: without FLUSH a work item
+ * holds a reference on every MR until it is done, so it never outlives
+ * them, and stops early when an MR is destroyed meanwhile.
  *
  * Context: process context.
  * Return: 0; -EOPNOTSUPP for an unknown advice or flag; -EINVAL for an
@@ -496,63 +440,34 @@ int rxe_sodp_advise_mr(struct ib_pd *ibpd,
 		       struct uverbs_attr_bundle *attrs)
 {
 	struct rxe_pd *pd = to_rpd(ibpd);
-	struct rxe_sodp_prefetch *pf;
-	unsigned int pflags;
-	int access = 0;
-	int err = 0;
+	struct sodp_advise *adv;
+	bool write;
 	u32 i;
 
-	switch (advice) {
-	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH:
-		pflags = 0;
-		break;
-	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE:
-		pflags = SODP_PREFETCH_WRITE;
-		access = IB_ACCESS_LOCAL_WRITE;
-		break;
-	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT:
-		pflags = SODP_PREFETCH_NO_FAULT;
-		break;
-	default:
-		return -EOPNOTSUPP;
-	}
-	if (flags & ~IB_UVERBS_ADVISE_MR_FLAG_FLUSH)
-		return -EOPNOTSUPP;
-
-	pf = kzalloc(struct_size(pf, sge, num_sge), GFP_KERNEL);
-	if (!pf)
-		return -ENOMEM;
-	pf->num_sge = num_sge;
-	pf->flags = pflags;
+	adv = sodp_advise_alloc(advice, flags, num_sge, &rxe_sodp_advise_ops,
+				&write);
+	if (IS_ERR(adv))
+		return PTR_ERR(adv);
 
 	for (i = 0; i < num_sge; i++) {
-		struct rxe_mr *mr = lookup_mr(pd, access, sg_list[i].lkey,
-					      RXE_LOOKUP_LOCAL);
+		struct ib_sge *sge = &sg_list[i];
+		struct rxe_mr *mr;
 
-		if (!mr) {
-			err = -EINVAL;
-			goto out_put;
-		}
-		pf->sge[i].mr = mr;
-		pf->sge[i].iova = sg_list[i].addr;
-		pf->sge[i].length = sg_list[i].length;
+		mr = lookup_mr(pd, write ? IB_ACCESS_LOCAL_WRITE : 0,
+			       sge->lkey, RXE_LOOKUP_LOCAL);
+		if (!mr)
+			goto err_abort;
 		if (!mr->sodp || !(mr->access & IB_ACCESS_ON_DEMAND) ||
-		    mr_check_range(mr, sg_list[i].addr, sg_list[i].length)) {
-			err = -EINVAL;
-			goto out_put;
+		    mr_check_range(mr, sge->addr, sge->length)) {
+			rxe_put(mr);
+			goto err_abort;
 		}
+		sodp_advise_add(adv, mr, mr->sodp, rxe_sodp_va(mr, sge->addr),
+				sge->length);
 	}
+	return sodp_advise_submit(adv);
 
-	if (!(flags & IB_UVERBS_ADVISE_MR_FLAG_FLUSH)) {
-		INIT_WORK(&pf->work, rxe_sodp_prefetch_work);
-		queue_work(system_unbound_wq, &pf->work);
-		return 0;
-	}
-
-	for (i = 0; i < num_sge && !err; i++)
-		err = rxe_sodp_prefetch_sge(pf->sge[i].mr, pf->sge[i].iova,
-					    pf->sge[i].length, pflags, false);
-out_put:
-	rxe_sodp_prefetch_put(pf);
-	return err;
+err_abort:
+	sodp_advise_abort(adv);
+	return -EINVAL;
 }

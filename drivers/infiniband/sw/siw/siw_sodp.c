@@ -646,71 +646,26 @@ int siw_sodp_fill_stat_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
 	return sodp_umem_fill_stat_entry(mem->sodp, msg);
 }
 
-/* Asynchronous prefetch: memory references are held until it is done. */
-struct siw_sodp_prefetch {
-	struct work_struct work;
-	unsigned int flags;
-	u32 num_sge;
-	struct siw_sodp_prefetch_sge {
-		struct siw_mem *mem;
-		u64 va;
-		u32 length;
-	} sge[] __counted_by(num_sge);
+/* Stops an asynchronous prefetch early once its MR is deregistered. */
+static bool siw_sodp_mem_dying(void *arg)
+{
+	struct siw_mem *mem = arg;
+
+	/* siw_mr_drop_mem() clears stag_valid before the put. */
+	return !READ_ONCE(mem->stag_valid);
+}
+
+static void siw_sodp_mem_put(void *arg)
+{
+	struct siw_mem *mem = arg;
+
+	siw_mem_put(mem);
+}
+
+static const struct sodp_advise_ops siw_sodp_advise_ops = {
+	.put = siw_sodp_mem_put,
+	.dying = siw_sodp_mem_dying,
 };
-
-/* A chunk at a time, so that a deregistered MR stops a long prefetch. */
-#define SIW_SODP_PREFETCH_CHUNK	SZ_2M
-
-static int siw_sodp_prefetch_sge(struct siw_mem *mem, u64 va, u32 length,
-				 unsigned int flags, bool async)
-{
-	int err;
-
-	while (length) {
-		u32 bytes = min_t(u32, length, SIW_SODP_PREFETCH_CHUNK);
-
-		/* siw_mr_drop_mem() clears stag_valid before the put. */
-		if (async && !READ_ONCE(mem->stag_valid))
-			return 0;
-		err = sodp_umem_prefetch(mem->sodp, va, bytes, flags);
-		/*
-		 * An implicit MR spans every iova, but sodp mirrors only
-		 * the user address space: outside it is out of the MR,
-		 * which advise_mr reports as -EINVAL.
-		 */
-		if (err == -ERANGE)
-			return -EINVAL;
-		if (err)
-			return err;
-		va += bytes;
-		length -= bytes;
-		cond_resched();
-	}
-	return 0;
-}
-
-static void siw_sodp_prefetch_put(struct siw_sodp_prefetch *pf)
-{
-	u32 i;
-
-	for (i = 0; i < pf->num_sge; i++)
-		if (pf->sge[i].mem)
-			siw_mem_put(pf->sge[i].mem);
-	kfree(pf);
-}
-
-static void siw_sodp_prefetch_work(struct work_struct *work)
-{
-	struct siw_sodp_prefetch *pf =
-		container_of(work, struct siw_sodp_prefetch, work);
-	u32 i;
-
-	/* Best effort: errors of an asynchronous prefetch are not reported. */
-	for (i = 0; i < pf->num_sge; i++)
-		siw_sodp_prefetch_sge(pf->sge[i].mem, pf->sge[i].va,
-				      pf->sge[i].length, pf->flags, true);
-	siw_sodp_prefetch_put(pf);
-}
 
 /* Look up the sodp MR of an SGE and check it; returns a referenced mem. */
 static struct siw_mem *siw_sodp_prefetch_mem(struct ib_pd *pd,
@@ -743,9 +698,9 @@ static struct siw_mem *siw_sodp_prefetch_mem(struct ib_pd *pd,
  * @num_sge: entries in @sg_list
  * @attrs: uverbs attributes (unused)
  *
- * Without FLUSH the prefetch runs in a work item that holds a reference on
- * every memory object until it is done, so it never outlives them; it
- * stops early when an MR is deregistered meanwhile.
+ * The prefetch itself is sodp_advise_submit()'s: without FLUSH a work item
+ * holds a reference on every memory object until it is done, so it never
+ * outlives them, and stops early when an MR is deregistered meanwhile.
  *
  * Context: process context.
  * Return: 0; -EOPNOTSUPP for an unknown advice or flag; -EINVAL for an
@@ -758,55 +713,25 @@ int siw_sodp_advise_mr(struct ib_pd *pd,
 		       struct ib_sge *sg_list, u32 num_sge,
 		       struct uverbs_attr_bundle *attrs)
 {
-	struct siw_sodp_prefetch *pf;
-	unsigned int pflags;
-	int perms = 0;
-	int err = 0;
+	struct sodp_advise *adv;
+	struct siw_mem *mem;
+	bool write;
 	u32 i;
 
-	switch (advice) {
-	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH:
-		pflags = 0;
-		break;
-	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE:
-		pflags = SODP_PREFETCH_WRITE;
-		perms = IB_ACCESS_LOCAL_WRITE;
-		break;
-	case IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_NO_FAULT:
-		pflags = SODP_PREFETCH_NO_FAULT;
-		break;
-	default:
-		return -EOPNOTSUPP;
-	}
-	if (flags & ~IB_UVERBS_ADVISE_MR_FLAG_FLUSH)
-		return -EOPNOTSUPP;
-
-	pf = kzalloc(struct_size(pf, sge, num_sge), GFP_KERNEL);
-	if (!pf)
-		return -ENOMEM;
-	pf->num_sge = num_sge;
-	pf->flags = pflags;
+	adv = sodp_advise_alloc(advice, flags, num_sge, &siw_sodp_advise_ops,
+				&write);
+	if (IS_ERR(adv))
+		return PTR_ERR(adv);
 
 	for (i = 0; i < num_sge; i++) {
-		pf->sge[i].mem = siw_sodp_prefetch_mem(pd, &sg_list[i], perms);
-		if (!pf->sge[i].mem) {
-			err = -EINVAL;
-			goto out_put;
+		mem = siw_sodp_prefetch_mem(pd, &sg_list[i],
+					    write ? IB_ACCESS_LOCAL_WRITE : 0);
+		if (!mem) {
+			sodp_advise_abort(adv);
+			return -EINVAL;
 		}
-		pf->sge[i].va = sg_list[i].addr;
-		pf->sge[i].length = sg_list[i].length;
+		sodp_advise_add(adv, mem, mem->sodp, sg_list[i].addr,
+				sg_list[i].length);
 	}
-
-	if (!(flags & IB_UVERBS_ADVISE_MR_FLAG_FLUSH)) {
-		INIT_WORK(&pf->work, siw_sodp_prefetch_work);
-		queue_work(siw_sodp_wq, &pf->work);
-		return 0;
-	}
-
-	for (i = 0; i < num_sge && !err; i++)
-		err = siw_sodp_prefetch_sge(pf->sge[i].mem, pf->sge[i].va,
-					    pf->sge[i].length, pflags, false);
-out_put:
-	siw_sodp_prefetch_put(pf);
-	return err;
+	return sodp_advise_submit(adv);
 }

@@ -205,26 +205,25 @@ static unsigned long sodp_prefetch_skip_hole(struct mm_struct *mm,
 }
 
 /**
- * sodp_umem_prefetch() - fault or map a range into the mirror ahead of use
+ * sodp_umem_prefetch_until() - sodp_umem_prefetch() that can stop early
  * @umem: the umem
  * @va: first byte of the range
  * @len: length of the range in bytes
- * @flags: SODP_PREFETCH_WRITE to fault with write permission,
- *	SODP_PREFETCH_NO_FAULT to only mirror what is already present
+ * @flags: as for sodp_umem_prefetch()
+ * @stop: called before each chunk, may be NULL; when it returns true the
+ *	prefetch ends there and returns 0
+ * @arg: argument of @stop
  *
- * Works chunk by chunk (2 MiB of VA), releasing the fault mutex between
- * chunks. Only the mirror table is filled; the pinned cache is filled by
- * the data path. Implements ib_device_ops.advise_mr's PREFETCH,
- * PREFETCH_WRITE and PREFETCH_NO_FAULT; asynchronous prefetch is the
- * driver's work item, which must keep the umem alive.
+ * For the asynchronous prefetch of ibv_advise_mr() (sodp_advise.c),
+ * whose work item holds the MR but should not fault gigabytes for an MR
+ * that is being destroyed: @stop tells it so.
  *
- * Context: process context. May sleep.
- * Return: 0, -ERANGE, -EINVAL (unknown flags), -EFAULT, -ENOMEM, -EBUSY;
- * see include/rdma/sodp.h. A range partly prefetched before an error stays
- * mirrored.
+ * Context: process context. May sleep; @stop is called without sodp locks.
+ * Return: as sodp_umem_prefetch().
  */
-int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
-		       unsigned int flags)
+int sodp_umem_prefetch_until(struct sodp_umem *umem, u64 va, u64 len,
+			     unsigned int flags, bool (*stop)(void *arg),
+			     void *arg)
 {
 	bool write = flags & SODP_PREFETCH_WRITE;
 	struct sodp_fault_req req = { .need = ULONG_MAX };
@@ -262,6 +261,8 @@ int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
 	for (pgidx = va >> PAGE_SHIFT; pgidx <= last; pgidx = req.end) {
 		struct sodp_mirror *mirror;
 
+		if (stop && stop(arg))
+			break;
 		if (!req.hmm_flags) {
 			pgidx = sodp_prefetch_skip_hole(umem->mm, pgidx);
 			if (pgidx > last)
@@ -295,5 +296,30 @@ int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
 out_free_pfns:
 	kfree(req.pfns);
 	return ret;
+}
+
+/**
+ * sodp_umem_prefetch() - fault or map a range into the mirror ahead of use
+ * @umem: the umem
+ * @va: first byte of the range
+ * @len: length of the range in bytes
+ * @flags: SODP_PREFETCH_WRITE to fault with write permission,
+ *	SODP_PREFETCH_NO_FAULT to only mirror what is already present
+ *
+ * Works chunk by chunk (2 MiB of VA), releasing the fault mutex between
+ * chunks. Only the mirror table is filled; the pinned cache is filled by
+ * the data path. Implements ib_device_ops.advise_mr's PREFETCH,
+ * PREFETCH_WRITE and PREFETCH_NO_FAULT; asynchronous prefetch is the
+ * driver's work item, which must keep the umem alive.
+ *
+ * Context: process context. May sleep.
+ * Return: 0, -ERANGE, -EINVAL (unknown flags), -EFAULT, -ENOMEM, -EBUSY;
+ * see include/rdma/sodp.h. A range partly prefetched before an error stays
+ * mirrored.
+ */
+int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
+		       unsigned int flags)
+{
+	return sodp_umem_prefetch_until(umem, va, len, flags, NULL, NULL);
 }
 EXPORT_SYMBOL_GPL(sodp_umem_prefetch);
