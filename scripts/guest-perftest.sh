@@ -4,8 +4,10 @@
 # Run inside a guest after guest-setup: rdma-core's own tools against ODP
 # memory on every device that advertises ODP (ibv_devinfo -v), as TAP:
 # ibv_rc_pingpong -o (RoCE only: it needs no rdma_cm) and perftest's
-# ib_{write,read,send,atomic}_bw --odp loopbacks, briefly. A device
-# without ODP is a skip, not a pass.
+# ib_{write,read,send,atomic}_bw --odp loopbacks, briefly, and
+# ib_atomic_bw on plain MRs that sodp serves unpinned (pin_mode=all),
+# because perftest refuses --odp with atomics. A device without ODP is a
+# skip, not a pass.
 #
 # Usage: guest-perftest.sh [first TAP number]
 
@@ -83,7 +85,7 @@ for dev in rxe0 siw0; do
 			"$t -d $dev $pt --odp -D 1 $addr" >"$log/$t.why"
 		rc=$?
 		if grep -q 'ODP does not support ATOMICS' "$log/$t.cli"; then
-			tap ok "perftest.$dev.${t}_odp" "SKIP perftest 4.5 itself refuses --odp with atomics (the selftests cover ODP atomics)"
+			tap ok "perftest.$dev.${t}_odp" "SKIP perftest 4.5 itself refuses --odp with atomics (see ib_atomic_bw_unpinned and the odp_atomic selftests)"
 		elif [ $rc = 0 ] && awk '/^ *[0-9]+ +[0-9]+ / { ok = $2 > 0 }
 					END { exit !ok }' "$log/$t.cli"; then
 			tap ok "perftest.$dev.${t}_odp"
@@ -92,5 +94,32 @@ for dev in rxe0 siw0; do
 			tap "not ok" "perftest.$dev.${t}_odp"
 		fi
 	done
+
+	# perftest refuses --odp atomics, but with pin_mode=all its plain
+	# MRs are served by sodp with nothing pinned: the atomics must then
+	# go through sodp's leases (cache_hits grows).
+	if [ $dev = siw0 ]; then
+		tap ok "perftest.$dev.ib_atomic_bw_unpinned" "SKIP iWARP (siw) has no atomics"
+		continue
+	fi
+	dbg=/sys/kernel/debug/sodp
+	mode=$(cat /sys/module/sodp/parameters/pin_mode)
+	hits0=$(cat $dbg/cache_hits)
+	echo all >/sys/module/sodp/parameters/pin_mode
+	# shellcheck disable=SC2086
+	pair atomic_all "ib_atomic_bw -d $dev $pt -D 1" \
+		"ib_atomic_bw -d $dev $pt -D 1 $addr" >"$log/atomic_all.why"
+	rc=$?
+	echo "$mode" >/sys/module/sodp/parameters/pin_mode
+	hits1=$(cat $dbg/cache_hits)
+	if [ $rc = 0 ] && [ "$hits1" -gt "$hits0" ] &&
+	   awk '/^ *[0-9]+ +[0-9]+ / { ok = $2 > 0 } END { exit !ok }' \
+		"$log/atomic_all.cli"; then
+		tap ok "perftest.$dev.ib_atomic_bw_unpinned"
+	else
+		cat "$log/atomic_all.why"
+		echo "# sodp cache_hits $hits0 -> $hits1"
+		tap "not ok" "perftest.$dev.ib_atomic_bw_unpinned"
+	fi
 done
 rm -rf "$log"
