@@ -53,7 +53,9 @@
  *    have to recall it first. A dirty entry is first held (in-flight count)
  *    while set_page_dirty() runs without the lock, and freed afterwards only
  *    if nobody recalled, used or dirtied it meanwhile (sodp_cache_trim()).
- *    In atomic context only clean entries can be evicted; dirty ones are
+ *    Eviction under the lock also takes dirty entries of anonymous pages:
+ *    dirtying one only sets a flag (no filesystem callback, no lock), so
+ *    it is safe in any context. In atomic context dirty file pages are
  *    left to the age work and the cache may grow to twice its bound.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -221,16 +223,23 @@ static void sodp_cent_free_locked(struct sodp_umem *umem,
 }
 
 /*
- * Free an idle clean entry, if there is one. A clock over the list: an
- * entry used since the hand last passed it is moved to the tail instead
- * (second chance). Two rounds at most, so a second pass finds the entries
- * that were used only before the first.
+ * Free an idle entry that is clean or maps an anonymous page, if there is
+ * one. A clock over the list: an entry used since the hand last passed it
+ * is moved to the tail instead (second chance). Two rounds at most, so a
+ * second pass finds the entries that were used only before the first.
+ *
+ * Dirtying an anonymous folio only sets its dirty flag (it has no mapping,
+ * or the swap cache's, whose dirty_folio is a no-op), so it is done here
+ * under umem->lock, even in softirq: a stream of RDMA writes into an MR
+ * larger than the cache then keeps the cache at its bound. Dirty file
+ * pages need set_page_dirty_lock() and are left to sodp_cache_trim().
  */
 static bool sodp_cache_evict_locked(struct sodp_umem *umem)
 {
 	unsigned int budget = 2 * umem->cache.count;
 	struct sodp_cent *ent, *tmp;
 	unsigned long used;
+	bool dirty;
 
 	lockdep_assert_held(&umem->lock);
 
@@ -243,9 +252,14 @@ static bool sodp_cache_evict_locked(struct sodp_umem *umem)
 			list_move_tail(&ent->lru, &umem->cache.lru);
 			continue;
 		}
-		if (atomic_read(&ent->inflight) || READ_ONCE(ent->dirty))
+		if (atomic_read(&ent->inflight))
 			continue;
-		if (sodp_cent_retire_locked(umem, ent, 0, true)) {
+		dirty = READ_ONCE(ent->dirty);
+		if (dirty && !PageAnon(ent->page))
+			continue;
+		if (sodp_cent_retire_locked(umem, ent, 0, !dirty)) {
+			if (dirty)
+				set_page_dirty(ent->page);
 			sodp_cent_free_locked(umem, ent);
 			return true;
 		}
