@@ -60,9 +60,14 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 		done
 		p=$(median <"$log/pin")
 		o=$(median <"$log/odp")
-		awk -v d=$dev -v t=$t -v p="$p" -v o="$o" -v n="$rounds" 'BEGIN {
-			printf "%s %-11s 64 KiB: pinned %8.2f MB/s, warm ODP %8.2f MB/s (median of %d): ODP/pinned %.3f\n",
-			       d, t, p, o, n, (p > 0 ? o / p : 0) }'
+		# The spread of the per-round ratios shows how noisy it was.
+		spread=$(paste "$log/odp" "$log/pin" | awk '$2 > 0 {
+			r = $1 / $2; if (!n++ || r < lo) lo = r; if (r > hi) hi = r }
+			END { printf "%.2f..%.2f", lo, hi }')
+		awk -v d=$dev -v t=$t -v p="$p" -v o="$o" -v n="$rounds" \
+		    -v s="$spread" 'BEGIN {
+			printf "%s %-11s 64 KiB: pinned %8.2f MB/s, warm ODP %8.2f MB/s (median of %d): ODP/pinned %.3f (rounds %s)\n",
+			       d, t, p, o, n, (p > 0 ? o / p : 0), s }'
 	done
 	for op in write read; do
 		SODP_DEVICE=$dev "$bin/sodp_bench" $op 64 64
