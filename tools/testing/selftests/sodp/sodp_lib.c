@@ -16,11 +16,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <net/if.h>
+#include <netpacket/packet.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -904,6 +907,250 @@ int sodp_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms)
 		if (++spins > 100)
 			nanosleep(&pause, NULL);
 	}
+}
+
+/* The value of a sysctl or sysfs file as a long, or -1. */
+static long sodp_read_long(const char *path)
+{
+	char buf[64];
+
+	return sodp_read_line(path, buf, sizeof(buf)) ? -1 : atol(buf);
+}
+
+static int sodp_write_long(const char *path, long val)
+{
+	char buf[32];
+	int fd, n, ret = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%ld\n", val);
+	if (write(fd, buf, n) != n)
+		ret = errno ? -errno : -EIO;
+	close(fd);
+	return ret;
+}
+
+static int sodp_read_mac(const char *ifname, uint8_t mac[6])
+{
+	char path[128], buf[64];
+	int ret;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/address", ifname);
+	ret = sodp_read_line(path, buf, sizeof(buf));
+	if (ret)
+		return ret;
+	if (sscanf(buf, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1],
+		   &mac[2], &mac[3], &mac[4], &mac[5]) != 6)
+		return -EINVAL;
+	return 0;
+}
+
+/* The other end of @ifname if it is one end of a veth pair. */
+static int sodp_veth_peer(const char *ifname, char peer[IF_NAMESIZE])
+{
+	char path[128];
+	long link;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/iflink", ifname);
+	link = sodp_read_long(path);
+	if (link <= 0 || (unsigned int)link == if_nametoindex(ifname) ||
+	    !if_indextoname(link, peer))
+		return -ENODEV;
+	return 0;
+}
+
+/* CRC-32 (IEEE 802.3, reflected) without the final inversion. */
+static uint32_t sodp_crc32(uint32_t crc, const uint8_t *p, size_t len)
+{
+	int k;
+
+	while (len--) {
+		crc ^= *p++;
+		for (k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
+	}
+	return crc;
+}
+
+static void sodp_put_be(uint8_t *p, uint64_t val, int bytes)
+{
+	while (bytes--) {
+		p[bytes] = val;
+		val >>= 8;
+	}
+}
+
+static uint16_t sodp_ip_csum(const uint8_t *p, size_t len)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < len; i += 2)
+		sum += (p[i] << 8) | p[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+#define SODP_ROCE_PORT		4791
+#define SODP_OP_RC_READ_REQ	0x0c	/* BTH opcode: RC RDMA READ request */
+
+/*
+ * The RoCE v2 frame of an RC RDMA READ request from the device's address to
+ * itself, as rxe sends it: Ethernet, IPv4, UDP, BTH, RETH, ICRC.
+ */
+struct sodp_read_frame {
+	uint8_t eth[14];
+	uint8_t ip[20];
+	uint8_t udp[8];
+	uint8_t bth[12];
+	uint8_t reth[16];
+	uint8_t icrc[4];
+};
+
+static void sodp_read_frame_build(struct sodp_read_frame *f,
+				  const struct in_addr *addr, uint32_t qpn,
+				  uint32_t psn, uint64_t va, uint32_t rkey,
+				  uint32_t len)
+{
+	size_t iplen = sizeof(*f) - sizeof(f->eth);
+	/* The ICRC skips an LRH (8 bytes of 1s) and the variant fields. */
+	uint8_t masked[8 + sizeof(f->ip) + sizeof(f->udp) + sizeof(f->bth)];
+	uint32_t crc;
+
+	f->eth[12] = 0x08;			/* ETH_P_IP */
+	f->ip[0] = 0x45;			/* IPv4, 20 byte header */
+	sodp_put_be(&f->ip[2], iplen, 2);
+	f->ip[6] = 0x40;			/* don't fragment */
+	f->ip[8] = 64;				/* TTL */
+	f->ip[9] = 17;				/* UDP */
+	memcpy(&f->ip[12], addr, 4);
+	memcpy(&f->ip[16], addr, 4);
+	sodp_put_be(&f->ip[10], sodp_ip_csum(f->ip, sizeof(f->ip)), 2);
+	sodp_put_be(&f->udp[0], 0xc000, 2);
+	sodp_put_be(&f->udp[2], SODP_ROCE_PORT, 2);
+	sodp_put_be(&f->udp[4], iplen - sizeof(f->ip), 2);
+	f->bth[0] = SODP_OP_RC_READ_REQ;
+	sodp_put_be(&f->bth[2], 0xffff, 2);	/* default P_Key */
+	sodp_put_be(&f->bth[5], qpn, 3);
+	f->bth[8] = 0x80;			/* AckReq */
+	sodp_put_be(&f->bth[9], psn, 3);
+	sodp_put_be(&f->reth[0], va, 8);
+	sodp_put_be(&f->reth[8], rkey, 4);
+	sodp_put_be(&f->reth[12], len, 4);
+
+	memset(masked, 0xff, 8);
+	memcpy(masked + 8, f->ip, sizeof(masked) - 8);
+	masked[8 + 1] = 0xff;			/* IP type of service */
+	masked[8 + 8] = 0xff;			/* TTL */
+	masked[8 + 10] = 0xff;			/* header checksum */
+	masked[8 + 11] = 0xff;
+	masked[8 + 26] = 0xff;			/* UDP checksum */
+	masked[8 + 27] = 0xff;
+	masked[8 + 28 + 4] = 0xff;		/* BTH reserved byte */
+	crc = sodp_crc32(0xffffffff, masked, sizeof(masked));
+	crc = ~sodp_crc32(crc, f->reth, sizeof(f->reth));
+	f->icrc[0] = crc;			/* little endian, as rxe */
+	f->icrc[1] = crc >> 8;
+	f->icrc[2] = crc >> 16;
+	f->icrc[3] = crc >> 24;
+}
+
+/**
+ * sodp_inject_read_request() - deliver an RC RDMA READ request from the wire
+ * @pair: a connected pair on a RoCE device whose netdev is one end of a
+ *	  veth pair (as rxe0 on veth0)
+ * @psn: PSN of the request
+ * @va: remote address (RETH)
+ * @rkey: R_Key (RETH)
+ * @len: length (RETH)
+ *
+ * Builds the RoCE v2 frame the client QP sends for an RDMA READ to the
+ * server QP (the same addresses, so the server accepts it as the client's)
+ * and sends it from the other end of the veth pair, as a retransmission of
+ * the client's request would arrive, whatever the client itself does. The
+ * device's netdev must accept a frame from its own address, so accept_local
+ * is set and rp_filter cleared there until the device has counted the
+ * frame (its rcvd_pkts counter), then restored.
+ *
+ * Return: 0; -ENODEV if the netdev is not one end of a veth pair or the
+ * device has no rcvd_pkts counter; -ETIMEDOUT if the device did not count
+ * the frame; another negative errno.
+ */
+int sodp_inject_read_request(struct sodp_pair *pair, uint32_t psn,
+			     uint64_t va, uint32_t rkey, uint32_t len)
+{
+	struct sodp_dev *dev = pair->dev;
+	char peer[IF_NAMESIZE], rcvd[256];
+	char knob[3][128];
+	long old[3], val[3] = { 1, 0, 0 }, before;
+	struct sodp_read_frame f = {};
+	struct sockaddr_ll sll = {};
+	uint64_t deadline;
+	int fd, i, ret;
+
+	if (!dev->ifname[0] || sodp_veth_peer(dev->ifname, peer))
+		return -ENODEV;
+	snprintf(rcvd, sizeof(rcvd),
+		 "/sys/class/infiniband/%s/ports/1/hw_counters/rcvd_pkts",
+		 dev->name);
+	before = sodp_read_long(rcvd);
+	if (before < 0)
+		return -ENODEV;
+	ret = sodp_read_mac(dev->ifname, &f.eth[0]);
+	if (!ret)
+		ret = sodp_read_mac(peer, &f.eth[6]);
+	if (ret)
+		return ret;
+	sodp_read_frame_build(&f, &dev->addr.sin_addr, pair->srv.qp->qp_num,
+			      psn, va, rkey, len);
+
+	snprintf(knob[0], sizeof(knob[0]),
+		 "/proc/sys/net/ipv4/conf/%s/accept_local", dev->ifname);
+	snprintf(knob[1], sizeof(knob[1]),
+		 "/proc/sys/net/ipv4/conf/%s/rp_filter", dev->ifname);
+	snprintf(knob[2], sizeof(knob[2]),
+		 "/proc/sys/net/ipv4/conf/all/rp_filter");
+	for (i = 0; i < 3; i++) {
+		old[i] = sodp_read_long(knob[i]);
+		if (old[i] != val[i])
+			sodp_write_long(knob[i], val[i]);
+	}
+
+	fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		sodp_err("socket(AF_PACKET): %s", strerror(errno));
+		goto out_restore;
+	}
+	sll.sll_family = AF_PACKET;
+	sll.sll_ifindex = if_nametoindex(peer);
+	sll.sll_halen = 6;
+	memcpy(sll.sll_addr, f.eth, 6);
+	if (sendto(fd, &f, sizeof(f), 0, (struct sockaddr *)&sll,
+		   sizeof(sll)) != sizeof(f)) {
+		ret = -errno;
+		sodp_err("sendto(%s): %s", peer, strerror(errno));
+	}
+	close(fd);
+
+	deadline = sodp_now_ms() + dev->timeout_ms;
+	while (!ret && sodp_read_long(rcvd) <= before) {
+		if (sodp_now_ms() > deadline) {
+			sodp_err("%s did not receive the frame sent on %s",
+				 dev->name, peer);
+			ret = -ETIMEDOUT;
+		}
+		usleep(1000);
+	}
+
+out_restore:
+	for (i = 0; i < 3; i++)
+		if (old[i] >= 0 && old[i] != val[i])
+			sodp_write_long(knob[i], old[i]);
+	return ret;
 }
 
 long sodp_page_size(void)

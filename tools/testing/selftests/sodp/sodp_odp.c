@@ -3265,6 +3265,84 @@ TEST_F_TIMEOUT(odp, implicit_remap, CASE_TIMEOUT)
 }
 
 /*
+ * A retransmitted RDMA READ request that reaches the responder after the
+ * requester has completed the READ: the retry crossed the responses, as
+ * when the responder stalls for longer than the ACK timeout (a fault, a
+ * loaded TCG host). The responder serves the duplicate again, from memory
+ * the application may have unmapped or deregistered since. That may fail
+ * the duplicate but never the QP: the requester ignores a NAK for a PSN it
+ * has completed, so a server QP in the error state would drop every later
+ * request unnoticed and the next work request would never complete (how
+ * odp.implicit_remap timed out). The retransmission is injected from the
+ * veth peer of the device's netdev (RoCE only), twice: into an ODP MR whose
+ * memory was unmapped, and into a plain MR that was deregistered. Each time
+ * the connection must still carry a SEND and the server QP stay in RTS.
+ */
+TEST_F_TIMEOUT(odp, read_retry_after_unmap, CASE_TIMEOUT)
+{
+	struct odp_ctx *c = &self->c;
+	const size_t P = PAGE_SZ, len = 64;
+	static const char * const gone[] = { "unmapped", "deregistered" };
+	struct ibv_qp_init_attr init;
+	struct ibv_qp_attr attr;
+	struct ibv_mr *lmr, *xmr;
+	uint32_t psn, rkey;
+	const char *why;
+	uint8_t *l, *x;
+	int k, ret;
+
+	if (c->dev.iwarp)
+		SKIP(return, "%s: iWARP, the case injects a RoCE retransmission",
+		     c->dev.name);
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_READ, false);
+	if (why)
+		SKIP(return, "%s", why);
+	l = slot_anon(_metadata, c, 0, P, SENT_LOCAL);
+	lmr = slot_reg(_metadata, c, 0, l, P, IBV_ACCESS_LOCAL_WRITE);
+
+	for (k = 0; k < 2; k++) {
+		x = slot_anon(_metadata, c, 1, P, 0);
+		sodp_pattern_fill(x, P, c->seed + k, 0);
+		xmr = slot_reg(_metadata, c, 1, x, P,
+			       k ? SODP_ACCESS_RW : ODP_RW);
+		rkey = xmr->rkey;
+		ctx_connect(_metadata, c);
+
+		/* The PSN of the client's next request: the READ's. */
+		ASSERT_EQ(0, ibv_query_qp(c->pair.cli.qp, &attr,
+					  IBV_QP_SQ_PSN, &init));
+		psn = attr.sq_psn;
+		rdma_read(_metadata, c, l, len, lmr->lkey, (uintptr_t)x, rkey);
+		ASSERT_PATTERN(l, len, c->seed + k, 0);
+
+		if (k == 0) {
+			ASSERT_EQ(0, munmap(x, P));
+			c->map[1] = NULL;
+		} else {
+			ASSERT_EQ(0, sodp_mr_dereg(&c->mr[1]));
+		}
+		ret = sodp_inject_read_request(&c->pair, psn, (uintptr_t)x,
+					       rkey, len);
+		if (ret == -ENODEV)
+			SKIP(return, "%s: no veth peer to retransmit from",
+			     c->dev.ifname);
+		ASSERT_EQ(0, ret);
+
+		/* Queued behind the duplicate at the server. */
+		ret = sodp_pair_sync(&c->pair);
+		ASSERT_EQ(0, ibv_query_qp(c->pair.srv.qp, &attr,
+					  IBV_QP_STATE, &init));
+		if (ret || attr.qp_state != IBV_QPS_RTS)
+			TH_LOG("after a READ retry into %s memory: SEND %s, server QP state %d",
+			       gone[k], ret ? strerror(-ret) : "ok",
+			       attr.qp_state);
+		ASSERT_EQ(0, ret);
+		ASSERT_EQ(IBV_QPS_RTS, (int)attr.qp_state);
+		ctx_slot_release(c, 1);
+	}
+}
+
+/*
  * ibv_advise_mr() with FLUSH on the implicit MR for a range outside the
  * user address space (but inside the MR's [0, UINT64_MAX) iova range)
  * fails with EINVAL, like any range outside an MR (rxe_sodp_advise_mr()'s
