@@ -3,9 +3,9 @@
 #
 # Run inside a guest after guest-setup: every sodp selftest program once per
 # device (rxe0, siw0), TAP on stdout, then rdma-core's tools (pingpong,
-# perftest) on ODP memory, then the module-unload check (our
-# modules must unload with every device removed: no MR, notifier or page
-# reference left behind).
+# perftest) on ODP memory and rping on plain MRs under sodp.pin_mode=all,
+# then the module-unload check (our modules must unload with every device
+# removed: no MR, notifier or page reference left behind).
 #
 # SODP_TESTS limits the programs (space-separated names), SODP_DEVICES the
 # devices; arguments are passed to every program (kselftest harness
@@ -32,6 +32,9 @@ done
 
 echo "# ==== rdma-core tools on ODP memory"
 "$SODP_TOP/scripts/guest-perftest.sh"
+
+echo "# ==== rping on plain MRs served by sodp (pin_mode=all)"
+"$SODP_TOP/scripts/guest-rping.sh"
 
 echo "# ==== module unload"
 rdma link delete rxe0 2>/dev/null

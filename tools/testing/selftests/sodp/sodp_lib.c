@@ -304,7 +304,8 @@ void sodp_dev_close(struct sodp_dev *dev)
 	dev->ctx = NULL;
 }
 
-static int sodp_channel_create(struct rdma_event_channel **ch)
+/* A new event channel whose fd is non-blocking, for sodp_cm_next(). */
+int sodp_channel_create(struct rdma_event_channel **ch)
 {
 	int flags;
 
@@ -327,8 +328,8 @@ static int sodp_channel_create(struct rdma_event_channel **ch)
  * may swallow an event internally and retry the read, which on our
  * non-blocking fd shows up as EAGAIN: go back to poll() then.
  */
-static int sodp_cm_next(struct rdma_event_channel *ch, int timeout_ms,
-			struct rdma_cm_event *out)
+int sodp_cm_next(struct rdma_event_channel *ch, int timeout_ms,
+		 struct rdma_cm_event *out)
 {
 	uint64_t deadline = sodp_now_ms() + timeout_ms;
 	struct rdma_cm_event *ev;
@@ -358,9 +359,13 @@ static int sodp_cm_next(struct rdma_event_channel *ch, int timeout_ms,
 	return 0;
 }
 
-static int sodp_cm_expect(struct rdma_event_channel *ch, int timeout_ms,
-			  enum rdma_cm_event_type type,
-			  struct rdma_cm_event *out)
+/*
+ * Wait for the next event on @ch and check that it is @type; a copy of it
+ * in *@out if @out is set. Return: 0, -ETIMEDOUT, or the event's negative
+ * status (-EPROTO without one) if another event came.
+ */
+int sodp_cm_expect(struct rdma_event_channel *ch, int timeout_ms,
+		   enum rdma_cm_event_type type, struct rdma_cm_event *out)
 {
 	struct rdma_cm_event ev;
 	int ret;
@@ -382,8 +387,9 @@ static int sodp_cm_expect(struct rdma_event_channel *ch, int timeout_ms,
 	return 0;
 }
 
-static bool sodp_id_on_dev(struct sodp_dev *dev, struct rdma_cm_id *id,
-			   const char *what)
+/* Whether @id is bound to @dev's context; says which device it is if not. */
+bool sodp_id_on_dev(struct sodp_dev *dev, struct rdma_cm_id *id,
+		    const char *what)
 {
 	const char *name = id->verbs ? ibv_get_device_name(id->verbs->device) :
 				       "(none)";
@@ -395,8 +401,12 @@ static bool sodp_id_on_dev(struct sodp_dev *dev, struct rdma_cm_id *id,
 	return false;
 }
 
-static int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end,
-			      struct ibv_srq *srq)
+/*
+ * An RC QP on @end->id with @dev's PD, its own send and receive CQs, and
+ * receives from @srq if set. sodp_end_destroy() undoes it, also partly.
+ */
+int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end,
+		       struct ibv_srq *srq)
 {
 	struct ibv_qp_init_attr init = {
 		.qp_type = IBV_QPT_RC,
@@ -428,7 +438,8 @@ static int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end,
 	return 0;
 }
 
-static void sodp_conn_param(struct sodp_dev *dev, struct rdma_conn_param *cp)
+/* Connection parameters for rdma_connect() and rdma_accept() on @dev. */
+void sodp_conn_param(struct sodp_dev *dev, struct rdma_conn_param *cp)
 {
 	memset(cp, 0, sizeof(*cp));
 	cp->responder_resources = dev->attr.max_qp_rd_atom < SODP_RD_ATOM ?
@@ -580,7 +591,7 @@ int sodp_pair_connect_opts(struct sodp_dev *dev, struct sodp_pair *pair,
 }
 
 /* Ack whatever is queued on @ch until DISCONNECTED or @timeout_ms passes. */
-static void sodp_cm_drain(struct rdma_event_channel *ch, int timeout_ms)
+void sodp_cm_drain(struct rdma_event_channel *ch, int timeout_ms)
 {
 	struct rdma_cm_event ev;
 
@@ -589,7 +600,8 @@ static void sodp_cm_drain(struct rdma_event_channel *ch, int timeout_ms)
 			break;
 }
 
-static void sodp_end_destroy(struct sodp_end *end)
+/* Destroy the QP, cm_id and CQs of @end; a no-op on a zeroed @end. */
+void sodp_end_destroy(struct sodp_end *end)
 {
 	int ret;
 

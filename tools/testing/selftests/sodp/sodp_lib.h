@@ -128,6 +128,20 @@ void sodp_dev_close(struct sodp_dev *dev);
 int sodp_dev_probe(const char *name, struct ibv_device_attr_ex *attr,
 		   bool *iwarp);
 
+/* rdma_cm building blocks of sodp_pair_connect(), for other topologies. */
+int sodp_channel_create(struct rdma_event_channel **ch);
+int sodp_cm_next(struct rdma_event_channel *ch, int timeout_ms,
+		 struct rdma_cm_event *out);
+int sodp_cm_expect(struct rdma_event_channel *ch, int timeout_ms,
+		   enum rdma_cm_event_type type, struct rdma_cm_event *out);
+void sodp_cm_drain(struct rdma_event_channel *ch, int timeout_ms);
+bool sodp_id_on_dev(struct sodp_dev *dev, struct rdma_cm_id *id,
+		    const char *what);
+int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end,
+		       struct ibv_srq *srq);
+void sodp_end_destroy(struct sodp_end *end);
+void sodp_conn_param(struct sodp_dev *dev, struct rdma_conn_param *cp);
+
 int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair);
 int sodp_pair_connect_opts(struct sodp_dev *dev, struct sodp_pair *pair,
 			   const struct sodp_pair_opts *opts);
