@@ -232,6 +232,51 @@ TEST_F_TIMEOUT(xfer, send_recv, SODP_TEST_TIMEOUT)
 }
 
 /*
+ * A SEND posted to a QP that is already in the error state completes with
+ * WR_FLUSH_ERR and sends nothing. (siw left a user QP's send requests in
+ * the mapped queue for ever: siw patch 0009. Receives of user QPs never
+ * enter the kernel in librxe/libsiw, so nothing can flush those.) A first
+ * SEND before the error proves the pair worked.
+ */
+TEST_F_TIMEOUT(xfer, post_after_error, SODP_TEST_TIMEOUT)
+{
+	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };
+	int tmo = self->dev.timeout_ms;
+	size_t size = variant->size;
+	uint8_t *src = self->cbuf + variant->coff;
+	uint8_t *dst = self->sbuf + variant->soff;
+	struct ibv_qp_init_attr init;
+
+	sodp_pattern_fill(src, size, self->seed, 0);
+	self->cmr = sodp_mr_reg(&self->dev, src, size, IBV_ACCESS_LOCAL_WRITE);
+	ASSERT_NE(NULL, self->cmr);
+	self->smr = sodp_mr_reg(&self->dev, dst, size + SLACK,
+				IBV_ACCESS_LOCAL_WRITE);
+	ASSERT_NE(NULL, self->smr);
+
+	ASSERT_EQ(0, sodp_post_recv(&self->pair.srv, WRID_RECV, dst,
+				    size + SLACK, self->smr->lkey));
+	ASSERT_EQ(0, sodp_post_send(&self->pair.cli, WRID_SEND, src, size,
+				    self->cmr->lkey));
+	expect_wc(_metadata, self->pair.cli.scq, tmo, WRID_SEND,
+		  IBV_WC_SUCCESS, IBV_WC_SEND, size);
+	expect_wc(_metadata, self->pair.srv.rcq, tmo, WRID_RECV,
+		  IBV_WC_SUCCESS, IBV_WC_RECV, size);
+	memset(dst, SENTINEL_SRV, size);
+
+	ASSERT_EQ(0, ibv_modify_qp(self->pair.cli.qp, &attr, IBV_QP_STATE));
+	ASSERT_EQ(0, ibv_query_qp(self->pair.cli.qp, &attr, IBV_QP_STATE,
+				  &init));
+	ASSERT_EQ(IBV_QPS_ERR, (int)attr.qp_state);
+
+	ASSERT_EQ(0, sodp_post_send(&self->pair.cli, WRID_SEND + 1, src, size,
+				    self->cmr->lkey));
+	expect_wc(_metadata, self->pair.cli.scq, tmo, WRID_SEND + 1,
+		  IBV_WC_WR_FLUSH_ERR, -1, -1);
+	ASSERT_BYTES(dst, size, SENTINEL_SRV);
+}
+
+/*
  * RDMA WRITE into a remote MR that covers exactly the target range: the
  * requester completion is RDMA_WRITE with the length, and after a SEND/RECV
  * sync the remote range holds the data with its neighbours untouched.
