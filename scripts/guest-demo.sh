@@ -11,14 +11,17 @@ log=$(mktemp -d)
 declare -A result
 
 # wait_listen PID: until the server PID (or its child) listens on a TCP
-# port, exits, or 15 s passed (perftest, pingpong and rping all exchange
-# their parameters over TCP first).
+# port (perftest and pingpong exchange their parameters over TCP first),
+# an rdma_cm id listens (rping has no socket of its own), the server
+# exits, or 15 s passed.
 wait_listen() {
 	local p end=$((SECONDS + 15))
 	while [ $SECONDS -lt $end ] && kill -0 "$1" 2>/dev/null; do
 		for p in $1 $(pgrep -P "$1"); do
 			ss -ltnp 2>/dev/null | grep -q "pid=$p," && return 0
 		done
+		rdma resource show cm_id 2>/dev/null |
+			grep -q "state LISTEN" && return 0
 		sleep 0.1
 	done
 }
