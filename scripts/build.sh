@@ -3,8 +3,11 @@
 #
 # Build sodp.ko, rdma_rxe.ko and siw.ko (upstream 6.12 + our series) and the
 # selftests, against Debian's 6.12 headers. Installs missing packages first.
+# "stock" builds upstream siw.ko without our series into build/stock/, the
+# stock peer of the interoperability test ("all" includes it); Debian's own
+# rdma_rxe.ko is the stock rxe.
 #
-# Usage: build.sh [modules|selftests|all] [extra kbuild args...]
+# Usage: build.sh [modules|selftests|stock|all] [extra kbuild args...]
 
 set -euo pipefail
 
@@ -30,6 +33,13 @@ if [ "$what" = modules ] || [ "$what" = all ]; then
 		cp "$BUILD/src/$m" "$BUILD/modules/"
 	done
 	echo "$kver" >"$BUILD/modules/kver"
+fi
+
+if [ "$what" = stock ] || [ "$what" = all ]; then
+	"$top/scripts/prepare-tree.sh" --stock "$ksrc" "$BUILD/stock/src"
+	make -s -C "$kdir" M="$BUILD/stock/src" CONFIG_RDMA_SIW=m -j"$jobs" "$@" modules
+	cp "$BUILD/stock/src/drivers/infiniband/sw/siw/siw.ko" "$BUILD/stock/"
+	echo "$kver" >"$BUILD/stock/kver"
 fi
 
 if [ "$what" = selftests ] || [ "$what" = all ]; then

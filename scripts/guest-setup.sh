@@ -3,33 +3,37 @@
 # Sourced in a sodp guest before the command: load the stock RDMA core
 # modules and OUR sodp.ko, rdma_rxe.ko and siw.ko (never Debian's rdma_rxe),
 # bring up rxe0 on veth0 (10.11.0.1) and siw0 on veth1 (10.12.0.1), and
-# prepare file systems for the tests. In two-guest mode (SODP_PEER set) both
-# devices sit on the virtio-net link instead.
+# prepare file systems for the tests. In two-guest mode (SODP_PEER set) the
+# devices sit on the virtio-net links instead: rxe0 on 10.50.0.N+1, siw0 on
+# 10.51.0.N+1 for node N. Two links, because rdma_cm picks the device by
+# the local address: with one address for both, it would pick rxe0 for both.
 #
-# Exports: SODP_RXE_ADDR, SODP_SIW_ADDR, SODP_TMPFS_DIR, SODP_EXT4_DIR and,
-# with a pmem region, SODP_DAX_DIR.
+# Exports: SODP_RXE_ADDR, SODP_SIW_ADDR, SODP_TMPFS_DIR, SODP_EXT4_DIR,
+# with a pmem region SODP_DAX_DIR and, with a peer, SODP_RXE_PEER and
+# SODP_SIW_PEER (the peer's addresses).
 #
 # SODP_MODULES (default $SODP_TOP/build/modules) names the module directory;
 # SODP_SODP_PARAMS, SODP_RXE_PARAMS, SODP_SIW_PARAMS are passed to insmod.
+# The node numbered SODP_STOCK_NODE loads the stock drivers instead and no
+# sodp.ko: Debian's rdma_rxe and the unpatched siw.ko in SODP_STOCK_MODULES
+# (default $SODP_TOP/build/stock, made by build.sh stock).
 
 sodp_setup_fail() {
 	echo "guest-setup: $*" >&2
 	return 1
 }
 
-sodp_setup() {
+# sodp_load_ours: sodp.ko and our rdma_rxe.ko and siw.ko.
+sodp_load_ours() {
 	local mods=${SODP_MODULES:-$SODP_TOP/build/modules}
-	local m i addr_rxe addr_siw
+	local m deps
 
 	for m in sodp rdma_rxe siw; do
 		[ -f "$mods/$m.ko" ] || sodp_setup_fail "$mods/$m.ko missing (make first)" || return 1
 	done
-	if [ -d /sys/module/rdma_rxe ] || [ -d /sys/module/siw ]; then
-		sodp_setup_fail "a stock rdma_rxe or siw is already loaded" || return 1
-	fi
 
 	# What our modules depend on, from their own modinfo, plus rdma_cm.
-	local deps="rdma_cm rdma_ucm iw_cm ib_cm veth"
+	deps="rdma_cm rdma_ucm iw_cm ib_cm veth"
 	for m in sodp rdma_rxe siw; do
 		deps="$deps $(modinfo -F depends "$mods/$m.ko" | tr , ' ')"
 	done
@@ -42,18 +46,66 @@ sodp_setup() {
 		insmod "$mods/rdma_rxe.ko" ${SODP_RXE_PARAMS:-} &&
 		insmod "$mods/siw.ko" ${SODP_SIW_PARAMS:-} ||
 		sodp_setup_fail "insmod of our modules failed" || return 1
+}
+
+# sodp_load_stock: Debian's rdma_rxe and the unpatched siw.ko.
+sodp_load_stock() {
+	local mods=${SODP_STOCK_MODULES:-$SODP_TOP/build/stock} deps
+
+	[ -f "$mods/siw.ko" ] ||
+		sodp_setup_fail "$mods/siw.ko missing (build.sh stock)" || return 1
+	deps=$(modinfo -F depends "$mods/siw.ko" | tr , ' ')
+	# shellcheck disable=SC2086
+	modprobe -a rdma_cm rdma_ucm iw_cm ib_cm veth rdma_rxe $deps &&
+		insmod "$mods/siw.ko" ||
+		sodp_setup_fail "loading the stock modules failed" || return 1
+	case "$(modinfo -n rdma_rxe)" in
+	/lib/modules/*) ;;
+	*) sodp_setup_fail "the rdma_rxe found is not Debian's" || return 1 ;;
+	esac
+}
+
+# sodp_nic MAC: the name of the netdev with that address.
+sodp_nic() {
+	local n
+
+	for n in /sys/class/net/*; do
+		if [ "$(cat "$n/address")" = "$1" ]; then
+			basename "$n"
+			return 0
+		fi
+	done
+	sodp_setup_fail "no NIC with MAC $1"
+}
+
+sodp_setup() {
+	local i addr_rxe addr_siw nic_rxe nic_siw
+
+	if [ -d /sys/module/rdma_rxe ] || [ -d /sys/module/siw ]; then
+		sodp_setup_fail "a stock rdma_rxe or siw is already loaded" || return 1
+	fi
+	if [ "${SODP_STOCK_NODE:-}" = "${SODP_NODE:-0}" ]; then
+		sodp_load_stock || return 1
+	else
+		sodp_load_ours || return 1
+	fi
 
 	if [ -n "${SODP_PEER:-}" ]; then
+		# vm-run's MACs: 52:54:00:5<link>:d0:1<node>.
 		modprobe virtio_net || return 1
-		local nic
-		nic=$(ls /sys/class/net | grep -v -x lo | head -n1)
+		nic_rxe=$(sodp_nic "52:54:00:50:d0:1$SODP_NODE") || return 1
+		nic_siw=$(sodp_nic "52:54:00:51:d0:1$SODP_NODE") || return 1
 		addr_rxe=10.50.0.$((SODP_NODE + 1))
-		ip addr add "$addr_rxe/24" dev "$nic"
-		ip link set "$nic" up
-		rdma link add rxe0 type rxe netdev "$nic" &&
-			rdma link add siw0 type siw netdev "$nic" ||
+		addr_siw=10.51.0.$((SODP_NODE + 1))
+		ip addr add "$addr_rxe/24" dev "$nic_rxe"
+		ip addr add "$addr_siw/24" dev "$nic_siw"
+		ip link set "$nic_rxe" up
+		ip link set "$nic_siw" up
+		rdma link add rxe0 type rxe netdev "$nic_rxe" &&
+			rdma link add siw0 type siw netdev "$nic_siw" ||
 			sodp_setup_fail "rdma link add failed" || return 1
-		addr_siw=$addr_rxe
+		export SODP_RXE_PEER=10.50.0.$((2 - SODP_NODE))
+		export SODP_SIW_PEER=10.51.0.$((2 - SODP_NODE))
 	else
 		ip link add veth0 type veth peer name veth1
 		ip addr add 10.11.0.1/24 dev veth0

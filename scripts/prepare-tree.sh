@@ -5,7 +5,10 @@
 # linux-source-6.12 tree, our own files (Kbuild, include/, drivers/) and the
 # patch series of each driver applied in order.
 #
-# Usage: prepare-tree.sh KSRC OUTDIR
+# Usage: prepare-tree.sh [--stock] KSRC OUTDIR
+#
+# --stock stages upstream siw alone, unpatched, under a Kbuild of its own:
+# the stock peer of the interoperability test (Debian ships no siw.ko).
 #
 # OUTDIR keeps its object files between runs: a file is only rewritten when
 # its content changed, so kbuild rebuilds what the series or our files touch.
@@ -13,6 +16,11 @@
 
 set -euo pipefail
 
+stock=0
+if [ "${1:-}" = --stock ]; then
+	stock=1
+	shift
+fi
 ksrc=$1
 out=$2
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +29,27 @@ trap 'rm -rf "$stage"' EXIT
 
 die() { echo "prepare-tree: $*" >&2; exit 1; }
 
+# Copy into OUTDIR only what changed, so kbuild's timestamps stay useful.
+sync_out() {
+	mkdir -p "$out"
+	(cd "$stage" && find . -type f ! -name '.patch.log') | while read -r f; do
+		if ! cmp -s "$stage/$f" "$out/$f"; then
+			mkdir -p "$out/$(dirname "$f")"
+			cp "$stage/$f" "$out/$f"
+		fi
+	done
+}
+
 [ -d "$ksrc/drivers/infiniband/sw/rxe" ] || die "no upstream tree at $ksrc"
+
+if [ "$stock" = 1 ]; then
+	d=drivers/infiniband/sw/siw
+	mkdir -p "$stage/$d"
+	cp "$ksrc/$d"/* "$stage/$d/"
+	echo "obj-m += $d/" >"$stage/Kbuild"
+	sync_out
+	exit 0
+fi
 
 for drv in rxe siw; do
 	d=drivers/infiniband/sw/$drv
@@ -56,11 +84,4 @@ for drv in rxe siw; do
 	done <"$pdir/series"
 done
 
-# Copy into OUTDIR only what changed, so kbuild's timestamps stay useful.
-mkdir -p "$out"
-(cd "$stage" && find . -type f ! -name '.patch.log') | while read -r f; do
-	if ! cmp -s "$stage/$f" "$out/$f"; then
-		mkdir -p "$out/$(dirname "$f")"
-		cp "$stage/$f" "$out/$f"
-	fi
-done
+sync_out
