@@ -133,6 +133,11 @@ sodp_setup() {
 		sodp_setup_fail "siw0 port not active" || return 1
 	export SODP_RXE_ADDR=$addr_rxe SODP_SIW_ADDR=$addr_siw
 
+	# The migration cases move pages themselves; automatic NUMA
+	# balancing (on with numa=fake) would only add invalidations at
+	# random moments to cases that count faults.
+	echo 0 >/proc/sys/kernel/numa_balancing 2>/dev/null
+
 	mkdir -p /mnt/tmpfs /mnt/ext4 /mnt/dax
 	mount -t tmpfs -o size=512M tmpfs /mnt/tmpfs &&
 		export SODP_TMPFS_DIR=/mnt/tmpfs

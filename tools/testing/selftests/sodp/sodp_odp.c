@@ -2681,7 +2681,16 @@ static void prefetch_case(struct __test_metadata *_metadata,
 	rdma_write(_metadata, c, src, len, smr->lkey, (uintptr_t)t,
 		   mr->rkey);
 	mr_stats(_metadata, c, mr, &st2);
-	ASSERT_EQ(st1.page_faults, st2.page_faults);
+	/*
+	 * The WRITE needs no fault, unless the mm took some of the pages
+	 * back in between (NUMA balancing, khugepaged): then invalidations
+	 * must show it.
+	 */
+	if (st1.page_faults != st2.page_faults)
+		ASSERT_LT(st1.page_invalidations, st2.page_invalidations)
+			TH_LOG("%llu faults after the prefetch, no invalidation",
+			       (unsigned long long)(st2.page_faults -
+						    st1.page_faults));
 	ASSERT_PATTERN(t, len, c->seed, 0);
 }
 
