@@ -198,16 +198,14 @@ FIXTURE_TEARDOWN(xfer)
 }
 
 /*
- * SEND from the client into a RECV that is SLACK bytes larger than the
- * message: the RECV completion reports exactly the sent length, the data
- * arrives byte for byte and nothing around it is written.
+ * Register the client's data and the server's RECV buffer (SLACK bytes
+ * larger), SEND the pattern and check both completions.
  */
-TEST_F_TIMEOUT(xfer, send_recv, SODP_TEST_TIMEOUT)
+static void xfer_send_once(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(xfer) *self, uint8_t *src,
+			   uint8_t *dst, size_t size)
 {
 	int tmo = self->dev.timeout_ms;
-	size_t size = variant->size;
-	uint8_t *src = self->cbuf + variant->coff;
-	uint8_t *dst = self->sbuf + variant->soff;
 
 	sodp_pattern_fill(src, size, self->seed, 0);
 	self->cmr = sodp_mr_reg(&self->dev, src, size, IBV_ACCESS_LOCAL_WRITE);
@@ -225,6 +223,20 @@ TEST_F_TIMEOUT(xfer, send_recv, SODP_TEST_TIMEOUT)
 		  IBV_WC_SUCCESS, IBV_WC_SEND, size);
 	expect_wc(_metadata, self->pair.srv.rcq, tmo, WRID_RECV,
 		  IBV_WC_SUCCESS, IBV_WC_RECV, size);
+}
+
+/*
+ * SEND from the client into a RECV that is SLACK bytes larger than the
+ * message: the RECV completion reports exactly the sent length, the data
+ * arrives byte for byte and nothing around it is written.
+ */
+TEST_F_TIMEOUT(xfer, send_recv, SODP_TEST_TIMEOUT)
+{
+	size_t size = variant->size;
+	uint8_t *src = self->cbuf + variant->coff;
+	uint8_t *dst = self->sbuf + variant->soff;
+
+	xfer_send_once(_metadata, self, src, dst, size);
 
 	expect_region(_metadata, self->sbuf, self->map_len, variant->soff,
 		      size, self->seed, SENTINEL_SRV);
@@ -247,21 +259,7 @@ TEST_F_TIMEOUT(xfer, post_after_error, SODP_TEST_TIMEOUT)
 	uint8_t *dst = self->sbuf + variant->soff;
 	struct ibv_qp_init_attr init;
 
-	sodp_pattern_fill(src, size, self->seed, 0);
-	self->cmr = sodp_mr_reg(&self->dev, src, size, IBV_ACCESS_LOCAL_WRITE);
-	ASSERT_NE(NULL, self->cmr);
-	self->smr = sodp_mr_reg(&self->dev, dst, size + SLACK,
-				IBV_ACCESS_LOCAL_WRITE);
-	ASSERT_NE(NULL, self->smr);
-
-	ASSERT_EQ(0, sodp_post_recv(&self->pair.srv, WRID_RECV, dst,
-				    size + SLACK, self->smr->lkey));
-	ASSERT_EQ(0, sodp_post_send(&self->pair.cli, WRID_SEND, src, size,
-				    self->cmr->lkey));
-	expect_wc(_metadata, self->pair.cli.scq, tmo, WRID_SEND,
-		  IBV_WC_SUCCESS, IBV_WC_SEND, size);
-	expect_wc(_metadata, self->pair.srv.rcq, tmo, WRID_RECV,
-		  IBV_WC_SUCCESS, IBV_WC_RECV, size);
+	xfer_send_once(_metadata, self, src, dst, size);
 	memset(dst, SENTINEL_SRV, size);
 
 	ASSERT_EQ(0, ibv_modify_qp(self->pair.cli.qp, &attr, IBV_QP_STATE));
