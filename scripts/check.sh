@@ -34,6 +34,7 @@ count_tap() {
 		# The guest itself failed (setup, splat, hang): show why.
 		tail -n 80 "$log"
 		fail "$what (vm-run exit $vrc)"
+		grep -m1 '^vm-run: splat: ' "$log"
 	fi
 }
 
