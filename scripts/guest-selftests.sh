@@ -16,6 +16,9 @@ dir=${SODP_SELFTESTS:-$SODP_TOP/build/selftests}
 devices=${SODP_DEVICES:-rxe0 siw0}
 progs=${SODP_TESTS:-$(cd "$dir" && ls sodp_* 2>/dev/null | grep -v '\.')}
 
+# A completion that never comes: show the sockets, QPs and sodp state.
+export SODP_STALL_CMD=${SODP_STALL_CMD-$SODP_TOP/scripts/guest-stall-dump.sh}
+
 if [ -z "$progs" ]; then
 	echo "not ok 1 selftests # no programs in $dir"
 	exit 1

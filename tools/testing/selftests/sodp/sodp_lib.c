@@ -886,6 +886,22 @@ int sodp_post_atomic(struct sodp_end *end, enum ibv_wr_opcode opcode,
 			     ibv_post_send(end->qp, &wr, &bad));
 }
 
+/*
+ * A completion did not come: run $SODP_STALL_CMD, if set, to show the
+ * state of the transport while the stalled QPs still exist.
+ */
+static void sodp_stall_dump(void)
+{
+	const char *cmd = getenv("SODP_STALL_CMD");
+
+	if (!cmd || !*cmd)
+		return;
+	fflush(stdout);
+	fflush(stderr);
+	if (system(cmd))
+		sodp_err("%s failed", cmd);
+}
+
 /**
  * sodp_poll_one() - wait for one completion on @cq
  * @cq: the CQ
@@ -914,6 +930,7 @@ int sodp_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms)
 			return 0;
 		if (sodp_now_ms() > deadline) {
 			sodp_err("no completion within %d ms", timeout_ms);
+			sodp_stall_dump();
 			return -ETIMEDOUT;
 		}
 		if (++spins > 100)

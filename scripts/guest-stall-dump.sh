@@ -1,0 +1,19 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run inside a guest by a selftest that waited in vain for a completion
+# (SODP_STALL_CMD): print, as TAP comments, what the transport and sodp
+# show at that moment, so that a stall seen once can be told apart (data
+# left in a socket, a QP out of RTS, a deferral that is never resumed).
+
+{
+	echo "---- stall dump at $(cut -d' ' -f1 /proc/uptime) s"
+	ss -tnmie 2>&1
+	rdma resource show qp 2>&1
+	rdma statistic mr 2>&1
+	for f in /sys/kernel/debug/sodp/*; do
+		printf '%s: %s\n' "${f##*/}" "$(tr '\n' ' ' <"$f" | cut -c1-200)"
+	done
+	dmesg | tail -n 20
+	echo "---- end of stall dump"
+} 2>&1 | sed 's/^/# /'
