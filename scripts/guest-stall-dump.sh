@@ -9,6 +9,8 @@
 {
 	echo "---- stall dump at $(cut -d' ' -f1 /proc/uptime) s"
 	ss -tnmie 2>&1
+	nstat -az 2>&1 | grep -E -i 'drop|prune|collapse|retrans|zerowindow|timeout|backlog' |
+		grep -v ' 0 '
 	rdma resource show qp 2>&1
 	rdma statistic mr 2>&1
 	for f in /sys/kernel/debug/sodp/*; do
