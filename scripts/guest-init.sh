@@ -11,8 +11,31 @@ export HOME=/root TERM=dumb LANG=C.UTF-8
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+job=/sodp-job
+mkdir -p $job
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 sodpjob $job; then
+	echo "SODP-GUEST: cannot mount the job directory"
+	echo o >/proc/sysrq-trigger
+	sleep 30
+fi
+# The guest gets a fresh /tmp. A checkout (or working directory) under the
+# host's /tmp would vanish under it: keep the host's view of those two.
+top=$(cd "$(dirname "$0")/.." && pwd)
+cwd=$(cat $job/cwd 2>/dev/null)
+keep=""
+for d in "$top" "$cwd"; do
+	case "$d/" in /tmp/*) keep="$keep $d" ;; esac
+done
+if [ -n "$keep" ]; then
+	mkdir -p /run/sodp-host-tmp
+	mount --bind /tmp /run/sodp-host-tmp
+fi
+mount -t tmpfs tmpfs /tmp
+for d in $keep; do
+	mkdir -p "$d"
+	mount --bind "/run/sodp-host-tmp/${d#/tmp/}" "$d"
+done
 mkdir -p /dev/pts /dev/shm /dev/hugepages
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
@@ -22,13 +45,6 @@ mount -t hugetlbfs hugetlbfs /dev/hugepages 2>/dev/null
 hostname sodp-guest
 ip link set lo up
 
-job=/sodp-job
-mkdir -p $job
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 sodpjob $job; then
-	echo "SODP-GUEST: cannot mount the job directory"
-	echo o >/proc/sysrq-trigger
-	sleep 30
-fi
 
 # The runner retries a guest that never got here.
 echo started >$job/started
