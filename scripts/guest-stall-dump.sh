@@ -16,6 +16,23 @@
 	for f in /sys/kernel/debug/sodp/*; do
 		printf '%s: %s\n' "${f##*/}" "$(tr '\n' ' ' <"$f" | cut -c1-200)"
 	done
+	# Where the transmit threads and any blocked task are (not through
+	# sysrq, whose traces would read as a splat in the kernel log).
+	for t in /proc/[0-9]*; do
+		comm=$(cat "$t/comm" 2>/dev/null) || continue
+		state=$(awk '/^State:/ {print $2}' "$t/status" 2>/dev/null)
+		case "$comm" in
+		siw_tx*|kworker*|sodp*) ;;
+		*) [ "$state" = D ] || continue ;;
+		esac
+		stack=$(cat "$t/stack" 2>/dev/null)
+		if [ "$state" != D ] && [ "${comm#siw_tx}" = "$comm" ]; then
+			echo "$stack" | grep -q -E '(siw|sodp|rxe|hmm)_' ||
+				continue
+		fi
+		echo "task ${t#/proc/} $comm state $state"
+		echo "$stack"
+	done
 	dmesg | tail -n 20
 	echo "---- end of stall dump"
 } 2>&1 | sed 's/^/# /'

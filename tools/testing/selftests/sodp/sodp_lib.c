@@ -902,6 +902,34 @@ static void sodp_stall_dump(void)
 		sodp_err("%s failed", cmd);
 }
 
+/*
+ * After a stall dump, tell a late completion from a lost one: poll for
+ * SODP_STALL_GRACE_MS more (default 30 s, 0 to skip) and say when, or
+ * whether, it came. The caller fails either way; this only diagnoses.
+ */
+static void sodp_stall_late(struct ibv_cq *cq, uint64_t deadline)
+{
+	const char *env = getenv("SODP_STALL_GRACE_MS");
+	const struct timespec pause = { .tv_nsec = 1000 * 1000 };
+	long grace = env && *env ? atol(env) : 30000;
+	uint64_t end = sodp_now_ms() + grace;
+	struct ibv_wc wc;
+
+	if (grace <= 0)
+		return;
+	while (sodp_now_ms() < end) {
+		if (ibv_poll_cq(cq, 1, &wc) == 1) {
+			printf("# stall: the completion came %llu ms after the deadline (wr_id %#llx, %s)\n",
+			       (unsigned long long)(sodp_now_ms() - deadline),
+			       (unsigned long long)wc.wr_id,
+			       ibv_wc_status_str(wc.status));
+			return;
+		}
+		nanosleep(&pause, NULL);
+	}
+	printf("# stall: still no completion %ld ms after the dump\n", grace);
+}
+
 /**
  * sodp_poll_one() - wait for one completion on @cq
  * @cq: the CQ
@@ -931,6 +959,7 @@ int sodp_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms)
 		if (sodp_now_ms() > deadline) {
 			sodp_err("no completion within %d ms", timeout_ms);
 			sodp_stall_dump();
+			sodp_stall_late(cq, deadline);
 			return -ETIMEDOUT;
 		}
 		if (++spins > 100)
