@@ -919,7 +919,7 @@ static void sodp_stall_late(struct ibv_cq *cq, uint64_t deadline)
 		return;
 	while (sodp_now_ms() < end) {
 		if (ibv_poll_cq(cq, 1, &wc) == 1) {
-			printf("# stall: the completion came %llu ms after the deadline (wr_id %#llx, %s)\n",
+			printf("# stall: the completion came %llu ms late (wr_id %#llx, %s)\n",
 			       (unsigned long long)(sodp_now_ms() - deadline),
 			       (unsigned long long)wc.wr_id,
 			       ibv_wc_status_str(wc.status));
