@@ -5,6 +5,8 @@
 #   make            build sodp.ko, rdma_rxe.ko, siw.ko and the selftests
 #   make demo       build, boot a guest, ping-pong + bandwidth on rxe0/siw0
 #   make check      build, style checks, selftests on rxe0 and siw0 in a guest
+#   make check-debug the selftests and fault injection under a KASAN/lockdep
+#                   kernel built from the same source (cached)
 #   make bench      ODP benchmark ratios from one guest run (not a test)
 #   make modules | selftests | lint | sparse | clean
 #
@@ -29,6 +31,9 @@ demo:
 check:
 	scripts/check.sh
 
+check-debug:
+	scripts/check-debug.sh
+
 bench:
 	scripts/bench.sh
 
@@ -41,4 +46,4 @@ sparse:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all modules selftests demo check bench lint sparse clean
+.PHONY: all modules selftests demo check check-debug bench lint sparse clean

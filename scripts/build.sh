@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build sodp.ko, rdma_rxe.ko and siw.ko (upstream 6.12 + our series) and the
-# selftests, against Debian's 6.12 headers. Installs missing packages first.
+# selftests, against Debian's 6.12 headers (or, with SODP_KERNEL=DIR, the
+# debug kernel built there). Installs missing packages first.
 # "stock" builds upstream siw.ko without our series into build/stock/, the
 # stock peer of the interoperability test ("all" includes it); Debian's own
 # rdma_rxe.ko is the stock rxe.
@@ -21,6 +22,11 @@ shift || true
 kver=$(cat "$SODP_CACHE/kver")
 ksrc=$(cat "$SODP_CACHE/ksrc")
 kdir=/lib/modules/$kver/build
+if [ -n "${SODP_KERNEL:-}" ]; then
+	# Against the debug kernel scripts/debug-kernel.sh built.
+	kver=$(cat "$SODP_KERNEL/kver")
+	kdir=$SODP_KERNEL/build
+fi
 jobs=$(nproc)
 
 if [ "$what" = modules ] || [ "$what" = all ]; then

@@ -11,39 +11,8 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 logs=$BUILD/check
-passed=0 failed=0 skipped=0
-
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAILED: $*"; }
-
-# count_tap TAP LOG VRC WHAT: add a guest's TAP results to the totals;
-# VRC is vm-run's exit status, LOG its output.
-count_tap() {
-	local tap=$1 log=$2 vrc=$3 what=$4 p s f
-
-	# The guest's TAP: "ok", "ok ... # SKIP", "not ok"; sub-results only.
-	grep -E '^(not )?ok |^# ====|^# (Totals|FAIL|SKIP)|^#  RUN|^# +(OK|FAIL|SKIP)' \
-		"$tap" 2>/dev/null | grep -v '^#  RUN' | grep -v '^# \+OK'
-	p=$(grep -E '^ok ' "$tap" 2>/dev/null | grep -v -c '# SKIP')
-	s=$(grep -E '^ok .*# SKIP' -c "$tap" 2>/dev/null)
-	f=$(grep -E -c '^not ok ' "$tap" 2>/dev/null)
-	passed=$((passed + p))
-	skipped=$((skipped + s))
-	failed=$((failed + f))
-	if [ "$vrc" != 0 ] && [ "$f" = 0 ]; then
-		# The guest itself failed (setup, splat, hang): show why.
-		tail -n 80 "$log"
-		fail "$what (vm-run exit $vrc)"
-		grep -m1 '^vm-run: splat: ' "$log"
-	fi
-}
-
-finish() {
-	echo
-	echo "$passed passed, $failed failed, $skipped skipped"
-	[ "$failed" = 0 ]
-	exit $?
-}
+# shellcheck source=scripts/check-lib.sh
+source "$top/scripts/check-lib.sh"
 
 start=$(date +%s)
 mkdir -p "$BUILD"

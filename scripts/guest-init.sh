@@ -12,6 +12,12 @@ export HOME=/root TERM=dumb LANG=C.UTF-8
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t tmpfs tmpfs /run
+# The debug kernel's modules live in its cache directory, not in /lib.
+kdir=$(sed -n 's/.*sodp_kdir=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$kdir" ] && [ ! -d "/lib/modules/$(uname -r)" ]; then
+	mkdir -p "/lib/modules/$(uname -r)"
+	mount --bind "$kdir/lib/modules/$(uname -r)" "/lib/modules/$(uname -r)"
+fi
 job=/sodp-job
 mkdir -p $job
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 sodpjob $job; then

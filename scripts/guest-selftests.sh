@@ -9,7 +9,8 @@
 #
 # SODP_TESTS limits the programs (space-separated names), SODP_DEVICES the
 # devices; arguments are passed to every program (kselftest harness
-# options, e.g. -t case_name).
+# options, e.g. -t case_name); SODP_PROG_TIMEOUT bounds one program run
+# (default 900 s).
 
 set -u
 dir=${SODP_SELFTESTS:-$SODP_TOP/build/selftests}
@@ -27,7 +28,7 @@ fi
 for dev in $devices; do
 	for p in $progs; do
 		echo "# ==== $p on $dev"
-		SODP_DEVICE=$dev timeout 900 "$dir/$p" "$@"
+		SODP_DEVICE=$dev timeout "${SODP_PROG_TIMEOUT:-900}" "$dir/$p" "$@"
 		rc=$?
 		[ $rc = 124 ] && echo "not ok 999 $p.$dev # timed out"
 	done

@@ -6,13 +6,18 @@
 # (9p over virtio and overlayfs). The modules are stored decompressed
 # because busybox's insmod cannot read .ko.xz.
 #
-# Usage: mkinitramfs.sh KVER OUTPUT.cpio.gz
+# Usage: mkinitramfs.sh [--built-in] KVER OUTPUT.cpio.gz
+# --built-in: the kernel has them built in (the debug kernel); add none.
 
 set -euo pipefail
 
+mods="netfs 9pnet 9pnet_virtio 9p overlay"
+if [ "$1" = --built-in ]; then
+	mods=""
+	shift
+fi
 kver=$1
 out=$2
-mods="netfs 9pnet 9pnet_virtio 9p overlay"
 mdir=/lib/modules/$kver
 work=$(mktemp -d "${TMPDIR:-/tmp}/sodp-initramfs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
