@@ -1,0 +1,38 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run inside a guest after guest-setup: the same selftest programs on the
+# same device SODP_LOOP_N times in a row (default 20), counting runs with
+# a failure. Each failing run's failed cases and stall dumps are kept as
+# comments; the last line says "loop: N runs, N failed".
+#
+# SODP_LOOP_TESTS (default "sodp_odp sodp_siw_defer"), SODP_LOOP_DEVICE
+# (default siw0); arguments are passed to every program.
+
+set -u
+dir=${SODP_SELFTESTS:-$SODP_TOP/build/selftests}
+n=${SODP_LOOP_N:-20}
+dev=${SODP_LOOP_DEVICE:-siw0}
+progs=${SODP_LOOP_TESTS:-sodp_odp sodp_siw_defer}
+export SODP_STALL_CMD=${SODP_STALL_CMD-$SODP_TOP/scripts/guest-stall-dump.sh}
+bad=0
+
+for i in $(seq "$n"); do
+	t=$(date +%s)
+	out=/tmp/loop.$i
+	for p in $progs; do
+		SODP_DEVICE=$dev timeout "${SODP_PROG_TIMEOUT:-900}" "$dir/$p" "$@"
+		[ $? = 124 ] && echo "not ok 999 $p.$dev # timed out"
+	done >"$out" 2>&1
+	f=$(grep -c '^not ok' "$out")
+	if [ "$f" != 0 ]; then
+		bad=$((bad + 1))
+		echo "# run $i: $f failed ($(( $(date +%s) - t )) s)"
+		grep -E '^not ok|^# (stall|----)|^#  [A-Za-z_]+\.c:[0-9]+:' "$out" | head -40
+		grep -E -A60 '^# ---- stall dump' "$out" | head -120
+	else
+		echo "# run $i: ok ($(( $(date +%s) - t )) s)"
+	fi
+done
+echo "loop: $n runs, $bad failed"
+[ "$bad" = 0 ]
