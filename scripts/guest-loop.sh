@@ -7,7 +7,10 @@
 # comments; the last line says "loop: N runs, N failed".
 #
 # SODP_LOOP_TESTS (default "sodp_odp sodp_siw_defer"), SODP_LOOP_DEVICE
-# (default siw0); arguments are passed to every program.
+# (default siw0); arguments are passed to every program. siw's messages
+# for a failed work request and a failed deferred fault are switched on
+# (dynamic debug; cheap, they print only on failure) and a failing run's
+# share of them is kept too.
 
 set -u
 dir=${SODP_SELFTESTS:-$SODP_TOP/build/selftests}
@@ -17,9 +20,16 @@ progs=${SODP_LOOP_TESTS:-sodp_odp sodp_siw_defer}
 export SODP_STALL_CMD=${SODP_STALL_CMD-$SODP_TOP/scripts/guest-stall-dump.sh}
 bad=0
 
+ctl=/sys/kernel/debug/dynamic_debug/control
+for f in 'processing failed' 'SQ task failed' 'deferred fault' \
+	 'unable to process RX'; do
+	echo "module siw format \"$f\" +p" >$ctl 2>/dev/null
+done
+
 for i in $(seq "$n"); do
 	t=$(date +%s)
 	out=/tmp/loop.$i
+	seen=$(dmesg | wc -l)
 	for p in $progs; do
 		SODP_DEVICE=$dev timeout "${SODP_PROG_TIMEOUT:-900}" "$dir/$p" "$@"
 		[ $? = 124 ] && echo "not ok 999 $p.$dev # timed out"
@@ -30,6 +40,8 @@ for i in $(seq "$n"); do
 		echo "# run $i: $f failed ($(( $(date +%s) - t )) s)"
 		grep -E '^not ok|^# (stall|----)|^#  [A-Za-z_]+\.c:[0-9]+:' "$out" | head -40
 		grep -E -A60 '^# ---- stall dump' "$out" | head -120
+		dmesg | tail -n +$((seen + 1)) | grep -E 'siw|sodp' | grep -v -E 'deferred fault at .*, err = 0$' |
+			tail -40 | sed 's/^/# dmesg: /'
 	else
 		echo "# run $i: ok ($(( $(date +%s) - t )) s)"
 	fi
