@@ -43,7 +43,19 @@ if [ -n "$need" ]; then
 fi
 
 echo "debug-kernel: building $ver ($hash) in $out (log: $log)" >&2
-rm -rf "$out" "$SODP_CACHE/debug-kernel/$ver-"*
+# The tree of an earlier fragment of the same version is built upon:
+# kbuild rebuilds only what the changed options touch.
+rm -rf "$out"
+old=$(find "$SODP_CACHE/debug-kernel" -mindepth 2 -maxdepth 2 -name build \
+	-path "*/$ver-*" 2>/dev/null | head -n1)
+if [ -n "$old" ]; then
+	mkdir -p "$out"
+	mv "$old" "$out/build"
+	rm -f "$out/build/.config"
+fi
+rm -rf "$SODP_CACHE/debug-kernel/$ver-"*.log
+find "$SODP_CACHE/debug-kernel" -mindepth 1 -maxdepth 1 -name "$ver-*" \
+	! -path "$out" -exec rm -rf {} +
 mkdir -p "$out/build"
 kmake() {
 	nice -n 19 make -C "$ksrc" O="$out/build" -j"$(nproc)" "$@"
@@ -73,7 +85,7 @@ kmake bzImage modules >>"$log" 2>&1 ||
 	{ echo "debug-kernel: build failed, see $log" >&2; tail -20 "$log" >&2; exit 1; }
 kmake INSTALL_MOD_PATH="$out" INSTALL_MOD_STRIP=1 modules_install >>"$log" 2>&1
 cp "$out/build/arch/x86/boot/bzImage" "$out/bzImage"
-kmake -s kernelrelease 2>/dev/null | tail -1 >"$out/kver"
+cat "$out/build/include/config/kernel.release" >"$out/kver"
 touch "$out/done"
 echo "debug-kernel: done, $(cat "$out/kver")" >&2
 echo "$out"
