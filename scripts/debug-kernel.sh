@@ -3,7 +3,7 @@
 #
 # Build the sodp debug kernel (KASAN, lockdep, DEBUG_VM, kmemleak, fault
 # injection) from the same linux-source-6.12 the normal build uses, with
-# scripts/debug/sodp-debug.config merged over x86_64_defconfig and
+# scripts/debug/sodp-debug.config merged over allnoconfig and
 # kvm_guest.config. The result is cached outside the repo, keyed by the
 # source version and the hash of the fragment and this script:
 #
@@ -61,7 +61,7 @@ kmake() {
 	nice -n 19 make -C "$ksrc" O="$out/build" -j"$(nproc)" "$@"
 }
 {
-	kmake x86_64_defconfig
+	kmake allnoconfig
 	(cd "$out/build" && "$ksrc/scripts/kconfig/merge_config.sh" -m \
 		.config "$ksrc/kernel/configs/kvm_guest.config" "$frag")
 	kmake olddefconfig
