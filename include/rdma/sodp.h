@@ -106,6 +106,7 @@ enum sodp_pin_mode {
 
 struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 				int access, unsigned int flags);
+void sodp_umem_fence(struct sodp_umem *umem);
 void sodp_umem_release(struct sodp_umem *umem);
 
 int sodp_umem_copy_to(struct sodp_umem *umem, u64 va, const void *src,
