@@ -429,6 +429,7 @@ static void rxe_sodp_mr_put(void *arg)
 }
 
 static const struct sodp_advise_ops rxe_sodp_advise_ops = {
+	.owner = THIS_MODULE,
 	.put = rxe_sodp_mr_put,
 	.dying = rxe_sodp_mr_dying,
 };
