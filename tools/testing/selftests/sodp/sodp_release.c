@@ -77,8 +77,25 @@ struct rel_ctx {
 	pid_t thawer;
 	bool siw_unloaded;	/* prefetch_unload: reload in teardown */
 	char siw_netdev[IF_NAMESIZE];
-	char failslab_gfp[16];	/* reg_mr_failslab: values to restore */
-	char failslab_verbose[16];
+	char fs_saved[6][24];	/* reg_mr_failslab: failslab_set[] to restore */
+};
+
+/*
+ * The failslab attributes reg_mr_failslab sets: every GFP_KERNEL allocation
+ * may fail, silently, whoever the caller (another run may have left a
+ * stack filter on sodp.ko: then siw's own allocations would never fail).
+ * The stack filter files exist with CONFIG_FAULT_INJECTION_STACKTRACE_FILTER.
+ */
+static const struct {
+	const char *file;
+	const char *val;
+} failslab_set[6] = {
+	{ "ignore-gfp-wait", "N" },
+	{ "verbose", "0" },
+	{ "require-start", "0" },
+	{ "require-end", "18446744073709551615" },
+	{ "reject-start", "0" },
+	{ "reject-end", "0" },
 };
 
 static uint64_t now_ms(void)
@@ -360,6 +377,8 @@ static void ctx_init(struct __test_metadata *_metadata, struct rel_ctx *c)
 static void ctx_teardown(struct __test_metadata *_metadata, struct rel_ctx *c)
 {
 	const size_t len = FILE_PAGES * PAGE_SZ;
+	char path[128];
+	int i;
 
 	if (c->thawer > 0) {
 		waitpid(c->thawer, NULL, 0);
@@ -375,10 +394,13 @@ static void ctx_teardown(struct __test_metadata *_metadata, struct rel_ctx *c)
 		sodp_dev_close(&c->dev);
 	if (c->siw_unloaded)
 		siw_reload(_metadata, c);
-	if (c->failslab_gfp[0])
-		write_str(FAILSLAB "/ignore-gfp-wait", c->failslab_gfp);
-	if (c->failslab_verbose[0])
-		write_str(FAILSLAB "/verbose", c->failslab_verbose);
+	for (i = 0; i < 6; i++) {
+		if (!c->fs_saved[i][0])
+			continue;
+		snprintf(path, sizeof(path), FAILSLAB "/%s",
+			 failslab_set[i].file);
+		write_str(path, c->fs_saved[i]);
+	}
 	if (c->map)
 		munmap(c->map, len);
 	free(c->src);
@@ -491,8 +513,8 @@ TEST_F_TIMEOUT(release, reg_mr_failslab, CASE_TIMEOUT)
 	const size_t len = 4 * PAGE_SZ;
 	struct rel_ctx *c = &self->c;
 	int64_t umems0, umems;
-	int n, nfd, failed = 0;
-	char nth[32], path[64];
+	int i, n, nfd, failed = 0;
+	char nth[32], path[64], fpath[128];
 	struct ibv_mr *mr;
 	const char *why;
 	bool injected;
@@ -505,13 +527,16 @@ TEST_F_TIMEOUT(release, reg_mr_failslab, CASE_TIMEOUT)
 	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", gettid());
 	if (access(FAILSLAB, F_OK) || access(path, W_OK))
 		SKIP(return, "needs failslab and fail-nth (CONFIG_FAILSLAB)");
-	ASSERT_EQ(0, read_str(FAILSLAB "/ignore-gfp-wait", c->failslab_gfp,
-			      sizeof(c->failslab_gfp)));
-	ASSERT_EQ(0, read_str(FAILSLAB "/verbose", c->failslab_verbose,
-			      sizeof(c->failslab_verbose)));
-	/* ibv_reg_mr() allocates with GFP_KERNEL; no stack dump per fail. */
-	ASSERT_EQ(0, write_str(FAILSLAB "/ignore-gfp-wait", "N"));
-	ASSERT_EQ(0, write_str(FAILSLAB "/verbose", "0"));
+	for (i = 0; i < 6; i++) {
+		snprintf(fpath, sizeof(fpath), FAILSLAB "/%s",
+			 failslab_set[i].file);
+		if (access(fpath, F_OK) && i >= 2)
+			continue;
+		ASSERT_EQ(0, read_str(fpath, c->fs_saved[i],
+				      sizeof(c->fs_saved[i])));
+		ASSERT_EQ(0, write_str(fpath, failslab_set[i].val))
+			TH_LOG("%s: cannot set %s", fpath, failslab_set[i].val);
+	}
 
 	buf = sodp_map_anon(len);
 	ASSERT_NE(NULL, buf);
