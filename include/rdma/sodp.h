@@ -30,6 +30,7 @@
 #include <linux/types.h>
 
 struct mm_struct;
+struct module;
 struct page;
 struct sk_buff;
 struct sodp_advise;
@@ -106,6 +107,7 @@ enum sodp_pin_mode {
 
 struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 				int access, unsigned int flags);
+void sodp_umem_fence(struct sodp_umem *umem);
 void sodp_umem_release(struct sodp_umem *umem);
 
 int sodp_umem_copy_to(struct sodp_umem *umem, u64 va, const void *src,
@@ -126,11 +128,14 @@ int sodp_umem_prefetch(struct sodp_umem *umem, u64 va, u64 len,
 
 /**
  * struct sodp_advise_ops - how an ibv_advise_mr() request holds the MRs
+ * @owner: the driver module (THIS_MODULE): @put and @dying are its code,
+ *	so a request holds a reference on it until it is done
  * @put: drop the reference taken on an MR given to sodp_advise_add()
  * @dying: true once the MR is being destroyed, so that an asynchronous
  *	prefetch stops early; called from a work item
  */
 struct sodp_advise_ops {
+	struct module *owner;
 	void (*put)(void *mr);
 	bool (*dying)(void *mr);
 };

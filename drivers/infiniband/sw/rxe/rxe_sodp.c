@@ -132,6 +132,24 @@ out_release:
 }
 
 /**
+ * rxe_sodp_mr_fence() - end the faults of an MR that is being deregistered
+ * @mr: the MR; nothing is done for an MR that is not served by sodp
+ *
+ * rxe_cleanup() waits for the references to an MR with a timeout, then
+ * frees it anyway; a responder or requester holding one may be blocked in
+ * a fault for longer than that (page_mkwrite on a frozen filesystem). Make
+ * later faults of the MR fail and wait for those in flight, so the
+ * references are dropped long before the timeout and nothing is freed
+ * under a fault.
+ *
+ * Context: process context, may sleep for as long as a fault in flight.
+ */
+void rxe_sodp_mr_fence(struct rxe_mr *mr)
+{
+	sodp_umem_fence(mr->sodp);
+}
+
+/**
  * rxe_sodp_mr_cleanup() - drop the sodp umem of an MR
  * @mr: the MR being destroyed
  *
@@ -411,6 +429,7 @@ static void rxe_sodp_mr_put(void *arg)
 }
 
 static const struct sodp_advise_ops rxe_sodp_advise_ops = {
+	.owner = THIS_MODULE,
 	.put = rxe_sodp_mr_put,
 	.dying = rxe_sodp_mr_dying,
 };

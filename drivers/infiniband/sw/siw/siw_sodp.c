@@ -663,6 +663,7 @@ static void siw_sodp_mem_put(void *arg)
 }
 
 static const struct sodp_advise_ops siw_sodp_advise_ops = {
+	.owner = THIS_MODULE,
 	.put = siw_sodp_mem_put,
 	.dying = siw_sodp_mem_dying,
 };

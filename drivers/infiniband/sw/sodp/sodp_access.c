@@ -43,11 +43,14 @@ static int sodp_access_check(struct sodp_umem *umem, u64 va, u64 len,
 /*
  * Lease the page of @pgidx, faulting it in when allowed. A fault may race
  * with an invalidation of the page it just published, so retry, bounded
- * like hmm_range_fault() users are.
+ * like hmm_range_fault() users are. Before its first fault the call enters
+ * the umem (*@entered is set): the caller leaves it with sodp_access_done()
+ * once it no longer touches the umem, so that a release in the meantime
+ * waits for it (see sodp_umem_fence()).
  */
 static int sodp_page_lease(struct sodp_umem *umem, unsigned long pgidx,
 			   bool write, unsigned int flags,
-			   struct sodp_cent **entp)
+			   struct sodp_cent **entp, bool *entered)
 {
 	bool nofault = flags & SODP_NOFAULT;
 	unsigned long timeout = 0;
@@ -89,10 +92,26 @@ static int sodp_page_lease(struct sodp_umem *umem, unsigned long pgidx,
 				  msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 		else if (time_after(jiffies, timeout))
 			return -EBUSY;
+		if (!*entered) {
+			ret = sodp_umem_enter(umem);
+			if (ret)
+				return ret;
+			*entered = true;
+		} else if (READ_ONCE(umem->dying)) {
+			return -EFAULT;
+		}
 		ret = sodp_fault_page(umem, pgidx, write);
 		if (ret)
 			return ret;
 	}
+}
+
+/* The last touch of @umem by a call that may have entered it. */
+static int sodp_access_done(struct sodp_umem *umem, bool entered, int ret)
+{
+	if (entered)
+		sodp_umem_leave(umem);
+	return ret;
 }
 
 /**
@@ -117,6 +136,7 @@ static int sodp_page_lease(struct sodp_umem *umem, unsigned long pgidx,
 int sodp_umem_copy_to(struct sodp_umem *umem, u64 va, const void *src,
 		      size_t len, unsigned int flags)
 {
+	bool entered = false;
 	struct sodp_cent *ent;
 	int ret;
 
@@ -129,9 +149,9 @@ int sodp_umem_copy_to(struct sodp_umem *umem, u64 va, const void *src,
 		size_t n = min_t(size_t, len, PAGE_SIZE - off);
 
 		ret = sodp_page_lease(umem, va >> PAGE_SHIFT, true, flags,
-				      &ent);
+				      &ent, &entered);
 		if (ret)
-			return ret;
+			return sodp_access_done(umem, entered, ret);
 		memcpy_to_page(ent->page, off, src, n);
 		sodp_cache_unlease(umem, ent);
 
@@ -139,7 +159,7 @@ int sodp_umem_copy_to(struct sodp_umem *umem, u64 va, const void *src,
 		va += n;
 		len -= n;
 	}
-	return 0;
+	return sodp_access_done(umem, entered, 0);
 }
 EXPORT_SYMBOL_GPL(sodp_umem_copy_to);
 
@@ -157,6 +177,7 @@ EXPORT_SYMBOL_GPL(sodp_umem_copy_to);
 int sodp_umem_copy_from(struct sodp_umem *umem, u64 va, void *dst,
 			size_t len, unsigned int flags)
 {
+	bool entered = false;
 	struct sodp_cent *ent;
 	int ret;
 
@@ -169,9 +190,9 @@ int sodp_umem_copy_from(struct sodp_umem *umem, u64 va, void *dst,
 		size_t n = min_t(size_t, len, PAGE_SIZE - off);
 
 		ret = sodp_page_lease(umem, va >> PAGE_SHIFT, false, flags,
-				      &ent);
+				      &ent, &entered);
 		if (ret)
-			return ret;
+			return sodp_access_done(umem, entered, ret);
 		memcpy_from_page(dst, ent->page, off, n);
 		sodp_cache_unlease(umem, ent);
 
@@ -179,7 +200,7 @@ int sodp_umem_copy_from(struct sodp_umem *umem, u64 va, void *dst,
 		va += n;
 		len -= n;
 	}
-	return 0;
+	return sodp_access_done(umem, entered, 0);
 }
 EXPORT_SYMBOL_GPL(sodp_umem_copy_from);
 
@@ -208,6 +229,7 @@ int sodp_umem_access_begin(struct sodp_umem *umem, u64 va, size_t len,
 			   unsigned int flags, struct sodp_access *acc,
 			   void **kaddr)
 {
+	bool entered = false;
 	struct sodp_cent *ent;
 	int ret;
 
@@ -218,8 +240,10 @@ int sodp_umem_access_begin(struct sodp_umem *umem, u64 va, size_t len,
 	if (!len || offset_in_page(va) + len > PAGE_SIZE)
 		return -EINVAL;
 
+	/* The lease itself is waited for by the cache, not by a fence. */
 	ret = sodp_page_lease(umem, va >> PAGE_SHIFT, flags & SODP_WRITE,
-			      flags, &ent);
+			      flags, &ent, &entered);
+	ret = sodp_access_done(umem, entered, ret);
 	if (ret)
 		return ret;
 
@@ -271,6 +295,7 @@ EXPORT_SYMBOL_GPL(sodp_umem_access_end);
 struct page *sodp_umem_get_page(struct sodp_umem *umem, u64 va,
 				unsigned int flags)
 {
+	bool entered = false;
 	struct sodp_cent *ent;
 	struct page *page;
 	int ret;
@@ -279,12 +304,14 @@ struct page *sodp_umem_get_page(struct sodp_umem *umem, u64 va,
 	if (ret)
 		return ERR_PTR(ret);
 
-	ret = sodp_page_lease(umem, va >> PAGE_SHIFT, false, flags, &ent);
+	ret = sodp_page_lease(umem, va >> PAGE_SHIFT, false, flags, &ent,
+			      &entered);
 	if (ret)
-		return ERR_PTR(ret);
+		return ERR_PTR(sodp_access_done(umem, entered, ret));
 	page = ent->page;
 	get_page(page);
 	sodp_cache_unlease(umem, ent);
+	sodp_access_done(umem, entered, 0);
 	return page;
 }
 EXPORT_SYMBOL_GPL(sodp_umem_get_page);

@@ -6,10 +6,14 @@
  * it to a umem range; everything else is here. An asynchronous prefetch
  * runs in a work item on sodp_wq that holds the driver's MR references
  * until it is done, so it never outlives an MR, and stops early when the
- * driver says an MR is being destroyed.
+ * driver says an MR is being destroyed. Every request also holds a
+ * reference on the driver module, whose code drops the MR references: a
+ * prefetch blocked in a fault (a frozen filesystem) keeps the driver from
+ * being unloaded under it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/module.h>
 #include <linux/overflow.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
@@ -51,9 +55,12 @@ struct sodp_advise {
  * @ops: how the request holds the driver's MRs
  * @write: set to true if the MRs need local write access (PREFETCH_WRITE)
  *
+ * The request holds a reference on @ops->owner until it is freed.
+ *
  * Context: process context, may sleep.
  * Return: the request, ERR_PTR(-EOPNOTSUPP) for an unknown advice or flag,
- * or ERR_PTR(-ENOMEM).
+ * ERR_PTR(-ENODEV) if the driver module is being unloaded, or
+ * ERR_PTR(-ENOMEM).
  */
 struct sodp_advise *sodp_advise_alloc(u32 advice, u32 flags, u32 num_sge,
 				      const struct sodp_advise_ops *ops,
@@ -78,9 +85,14 @@ struct sodp_advise *sodp_advise_alloc(u32 advice, u32 flags, u32 num_sge,
 	if (flags & ~IB_UVERBS_ADVISE_MR_FLAG_FLUSH)
 		return ERR_PTR(-EOPNOTSUPP);
 
+	/* Pairs with module_put() in sodp_advise_free(). */
+	if (!try_module_get(ops->owner))
+		return ERR_PTR(-ENODEV);
 	adv = kzalloc(struct_size(adv, sge, num_sge), GFP_KERNEL);
-	if (!adv)
+	if (!adv) {
+		module_put(ops->owner);
 		return ERR_PTR(-ENOMEM);
+	}
 	adv->num_sge = num_sge;
 	adv->ops = ops;
 	adv->flags = pflags;
@@ -121,11 +133,14 @@ EXPORT_SYMBOL_GPL(sodp_advise_add);
 
 static void sodp_advise_free(struct sodp_advise *adv)
 {
+	struct module *owner = adv->ops->owner;
 	u32 i;
 
 	for (i = 0; i < adv->nr; i++)
 		adv->ops->put(adv->sge[i].mr);
 	kfree(adv);
+	/* Last: the driver may be unloaded from here on. */
+	module_put(owner);
 }
 
 /**

@@ -241,6 +241,10 @@ int sodp_umem_prefetch_until(struct sodp_umem *umem, u64 va, u64 len,
 		return 0;
 	if (write && !umem->writable)
 		return -EFAULT;
+	/* Pairs with sodp_umem_leave() below. */
+	ret = sodp_umem_enter(umem);
+	if (ret)
+		return ret;
 
 	sodp_count(umem, SODP_CNT_PREFETCHES, 1);
 	if (!(flags & SODP_PREFETCH_NO_FAULT))
@@ -249,8 +253,10 @@ int sodp_umem_prefetch_until(struct sodp_umem *umem, u64 va, u64 len,
 
 	req.pfns = kmalloc_array(SODP_CHUNK_PAGES, sizeof(*req.pfns),
 				 GFP_KERNEL);
-	if (!req.pfns)
-		return -ENOMEM;
+	if (!req.pfns) {
+		ret = -ENOMEM;
+		goto out_leave;
+	}
 	/* Pairs with mmput() below. */
 	if (!mmget_not_zero(umem->mm)) {
 		ret = -EFAULT;
@@ -263,6 +269,11 @@ int sodp_umem_prefetch_until(struct sodp_umem *umem, u64 va, u64 len,
 
 		if (stop && stop(arg))
 			break;
+		/* Being released: the faults still to come would fail. */
+		if (READ_ONCE(umem->dying)) {
+			ret = -EFAULT;
+			break;
+		}
 		if (!req.hmm_flags) {
 			pgidx = sodp_prefetch_skip_hole(umem->mm, pgidx);
 			if (pgidx > last)
@@ -295,6 +306,8 @@ int sodp_umem_prefetch_until(struct sodp_umem *umem, u64 va, u64 len,
 	mmput(umem->mm);
 out_free_pfns:
 	kfree(req.pfns);
+out_leave:
+	sodp_umem_leave(umem);
 	return ret;
 }
 

@@ -182,6 +182,10 @@ struct sodp_pcpu_counters {
  * @reclaim_work: implicit umem: frees children whose range was unmapped
  * @cnt: per-CPU counters, see enum sodp_counter; summed by
  *	sodp_umem_stats()
+ * @users: calls that got past sodp_umem_enter() and have not left yet:
+ *	the faulting ones, which may sleep for as long as the mm makes
+ *	them (a frozen filesystem, a stalled FUSE daemon)
+ * @dying: set once by sodp_umem_fence(); later faults fail with -EFAULT
  */
 struct sodp_umem {
 	struct mm_struct *mm;
@@ -205,6 +209,9 @@ struct sodp_umem {
 	struct work_struct reclaim_work;
 
 	struct sodp_pcpu_counters __percpu *cnt;
+
+	atomic_t users;
+	bool dying;
 };
 
 static inline bool sodp_umem_is_implicit(const struct sodp_umem *umem)
@@ -280,6 +287,8 @@ void sodp_implicit_destroy(struct sodp_umem *umem);
 void sodp_implicit_reclaim_work(struct work_struct *work);
 
 /* sodp_umem.c */
+int sodp_umem_enter(struct sodp_umem *umem);
+void sodp_umem_leave(struct sodp_umem *umem);
 void sodp_umem_drop_range(struct sodp_umem *umem, unsigned long first,
 			  unsigned long end);
 

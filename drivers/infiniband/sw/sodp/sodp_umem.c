@@ -11,6 +11,7 @@
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/wait_bit.h>
 #include <rdma/ib_verbs.h>
 #include <rdma/restrack.h>
 #include <uapi/rdma/rdma_netlink.h>
@@ -221,15 +222,98 @@ out_free_umem:
 }
 EXPORT_SYMBOL_GPL(sodp_umem_get);
 
+/*
+ * Faults in flight. A fault sleeps for as long as the mm makes it: in
+ * page_mkwrite on a frozen filesystem, in a FUSE daemon that does not
+ * answer. No driver timeout may free a umem under it, so every call that
+ * is about to fault enters the umem (sodp_umem_enter()) and leaves it on
+ * its way out; sodp_umem_fence() stops new entries and waits for the
+ * calls inside.
+ *
+ *   sodp_umem_enter()          sodp_umem_fence()
+ *     users++                    dying = true
+ *     smp_mb__after_atomic()     smp_mb()
+ *     read dying                 wait until users == 0
+ *
+ * Either the entry sees @dying and leaves, or the fence sees it in @users
+ * and waits for it.
+ */
+
+/**
+ * sodp_umem_enter() - start a call that may fault
+ * @umem: the umem
+ *
+ * Context: process context.
+ * Return: 0, to be paired with sodp_umem_leave(), or -EFAULT if the umem
+ * is being released.
+ */
+int sodp_umem_enter(struct sodp_umem *umem)
+{
+	atomic_inc(&umem->users);
+	/* Pairs with smp_mb() in sodp_umem_fence(). */
+	smp_mb__after_atomic();
+	if (READ_ONCE(umem->dying)) {
+		sodp_umem_leave(umem);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+/**
+ * sodp_umem_leave() - end a call that entered the umem
+ * @umem: the umem; it may be freed as soon as this returns
+ *
+ * Context: any.
+ */
+void sodp_umem_leave(struct sodp_umem *umem)
+{
+	/*
+	 * Fully ordered; wake_up_var() only hashes the address, so a fence
+	 * that saw zero and freed the umem meanwhile is no problem.
+	 */
+	if (atomic_dec_and_test(&umem->users))
+		wake_up_var(&umem->users);
+}
+
+/**
+ * sodp_umem_fence() - fail new faults of a umem and wait for those in flight
+ * @umem: the umem, or NULL or an ERR_PTR (then nothing is done)
+ *
+ * From now on every access or prefetch of @umem that needs a fault fails
+ * with -EFAULT (accesses served by the mirror still succeed). Returns when
+ * no fault of @umem is in progress, however long the mm keeps the one in
+ * flight (the wait cannot be cut short: a fault blocked in the mm cannot
+ * be aborted). For a driver that waits for its own references to an MR
+ * with a timeout: fence the umem first, so that the references held by
+ * faulting callers are dropped promptly. sodp_umem_release() fences
+ * itself. Idempotent.
+ *
+ * Context: process context. May sleep. Not from a call on @umem itself.
+ */
+void sodp_umem_fence(struct sodp_umem *umem)
+{
+	if (IS_ERR_OR_NULL(umem))
+		return;
+	might_sleep();
+
+	WRITE_ONCE(umem->dying, true);
+	/* Pairs with smp_mb__after_atomic() in sodp_umem_enter(). */
+	smp_mb();
+	wait_var_event(&umem->users, !atomic_read(&umem->users));
+}
+EXPORT_SYMBOL_GPL(sodp_umem_fence);
+
 /**
  * sodp_umem_release() - stop mirroring and free a umem
  * @umem: the umem, or NULL or an ERR_PTR (then nothing is done)
  *
- * Removes the interval notifier(s), stops the age and reclaim works, waits
- * for copies still in flight, marks written pages dirty, drops every page
- * reference and frees the mirror table. The caller must have stopped
- * issuing calls on @umem (as for any object it frees); calls still running
- * are waited for only if they are copies, not faults.
+ * Fences @umem (sodp_umem_fence()): waits for faults in flight and fails
+ * new ones, so a caller that gave up waiting for its own users does not
+ * free the umem under a fault. Then removes the interval notifier(s), stops
+ * the age and reclaim works, waits for copies still in flight, marks
+ * written pages dirty, drops every page reference and frees the mirror
+ * table. The caller must have stopped issuing new calls on @umem (as for
+ * any object it frees).
  *
  * Context: process context. May sleep. Not from a notifier callback.
  */
@@ -238,6 +322,9 @@ void sodp_umem_release(struct sodp_umem *umem)
 	if (IS_ERR_OR_NULL(umem))
 		return;
 	might_sleep();
+
+	/* Before the notifiers go: a fault uses them until it leaves. */
+	sodp_umem_fence(umem);
 
 	/* While the notifiers run, see "References are dropped" in cache.c */
 	sodp_cache_trim(umem, true);

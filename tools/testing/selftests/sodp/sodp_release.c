@@ -1,0 +1,690 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Tearing down what sodp serves while the mm holds a fault, and when an
+ * allocation fails on the way to a registration:
+ *
+ *  - dereg_fault_blocked: ibv_dereg_mr() of an ODP MR while a remote WRITE
+ *    into it is blocked in ext4's page_mkwrite on a frozen file system.
+ *    rxe gives up waiting for MR references after 50 s and frees the MR
+ *    anyway, so the file system stays frozen for longer than that on rxe.
+ *  - prefetch_unload (siw): an asynchronous PREFETCH_WRITE blocked the
+ *    same way, the device closed and siw unloaded before the thaw; siw is
+ *    loaded again and siw0 recreated afterwards.
+ *  - reg_mr_failslab: every slab allocation of an ODP ibv_reg_mr() failed
+ *    in turn (fail-nth); needs a kernel with CONFIG_FAILSLAB.
+ *
+ * Each checks that the sodp umems come back to where they were and no page
+ * reference is left; a splat in the guest fails the run (vm-run).
+ *
+ * Environment: SODP_DEVICE (required), SODP_EXT4_DIR (an ext4 mount the
+ * test may freeze), SODP_FREEZE_SECS (how long the file system stays
+ * frozen; default 60 on rxe, 10 on siw), SODP_TOP or SODP_MODULES (where
+ * siw.ko is), SODP_SIW_PARAMS. Run as root.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+
+/* The harness's own signal handler leaves a parameter unused. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "kselftest_harness.h"
+#pragma GCC diagnostic pop
+#include "sodp_lib.h"
+
+/* See sodp_odp.c: librxe/libsiw 44 have no advise_mr of their own. */
+int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
+		      uint32_t flags, struct ibv_sge *sg_list, uint32_t num_sge);
+
+#define PAGE_SZ		4096UL
+#define FILE_PAGES	16
+#define WRID_RDMA	0x52444d41ull
+#define ODP_RW		(SODP_ACCESS_RW | IBV_ACCESS_ON_DEMAND)
+#define CASE_TIMEOUT	300	/* seconds per case, TCG guest */
+#define BLOCK_WAIT_MS	60000	/* for the fault to reach page_mkwrite */
+#define FAILSLAB	"/sys/kernel/debug/failslab"
+#define FAIL_NTH_MAX	2000
+
+struct rel_ctx {
+	const char *name;	/* SODP_DEVICE */
+	struct sodp_dev dev;
+	bool dev_open;
+	struct sodp_pair pair;
+	bool connected;
+	int fd;			/* the ext4 file */
+	int dirfd;		/* its mount, for FIFREEZE/FITHAW */
+	void *map;
+	void *src;
+	struct ibv_mr *mr;
+	struct ibv_mr *smr;
+	pid_t thawer;
+	bool siw_unloaded;	/* prefetch_unload: reload in teardown */
+	char siw_netdev[IF_NAMESIZE];
+	char fs_saved[6][24];	/* reg_mr_failslab: failslab_set[] to restore */
+};
+
+/*
+ * The failslab attributes reg_mr_failslab sets: every GFP_KERNEL allocation
+ * may fail, silently, whoever the caller (another run may have left a
+ * stack filter on sodp.ko: then siw's own allocations would never fail).
+ * The stack filter files exist with CONFIG_FAULT_INJECTION_STACKTRACE_FILTER.
+ */
+static const struct {
+	const char *file;
+	const char *val;
+} failslab_set[6] = {
+	{ "ignore-gfp-wait", "N" },
+	{ "verbose", "0" },
+	{ "require-start", "0" },
+	{ "require-end", "18446744073709551615" },
+	{ "reject-start", "0" },
+	{ "reject-end", "0" },
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t dbg_get(struct __test_metadata *_metadata, const char *name)
+{
+	int64_t val = -1;
+
+	ASSERT_EQ(0, sodp_debugfs_get(name, &val));
+	return val;
+}
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -EIO;
+}
+
+static int read_str(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+/* How long the file system stays frozen. */
+static int freeze_secs(bool iwarp)
+{
+	const char *env = getenv("SODP_FREEZE_SECS");
+
+	if (env && atoi(env) > 0)
+		return atoi(env);
+	/* rxe_cleanup() waits 50 s for MR references, then frees the MR. */
+	return iwarp ? 10 : 60;
+}
+
+/*
+ * Freeze the file system of c->dirfd and start a process that thaws it
+ * after @secs, whatever happens to the test process meanwhile.
+ */
+static void freeze_for(struct __test_metadata *_metadata, struct rel_ctx *c,
+		       int secs)
+{
+	ASSERT_EQ(0, ioctl(c->dirfd, FIFREEZE, 0))
+		TH_LOG("FIFREEZE: %s", strerror(errno));
+	c->thawer = fork();
+	ASSERT_LE(0, c->thawer);
+	if (!c->thawer) {
+		/* Not killed with the test: the thaw must happen. */
+		setsid();
+		sleep(secs);
+		if (ioctl(c->dirfd, FITHAW, 0) && errno != EINVAL)
+			_exit(1);
+		_exit(0);
+	}
+	TH_LOG("%s frozen for %d s", getenv("SODP_EXT4_DIR"), secs);
+}
+
+/* Wait for the thawer; thaw now if it failed. */
+static void thaw_wait(struct __test_metadata *_metadata, struct rel_ctx *c)
+{
+	int status;
+
+	if (c->thawer <= 0)
+		return;
+	ASSERT_EQ(c->thawer, waitpid(c->thawer, &status, 0));
+	c->thawer = 0;
+	if (ioctl(c->dirfd, FITHAW, 0) == 0)
+		TH_LOG("the thawer did not thaw");
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+}
+
+/*
+ * Wait until some task sleeps in @func (its kernel stack names it): the
+ * fault reached the file system. False after BLOCK_WAIT_MS.
+ */
+static bool blocked_in(const char *func)
+{
+	uint64_t deadline = now_ms() + BLOCK_WAIT_MS;
+	char path[300], line[256];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+	FILE *f;
+
+	while (!found && now_ms() < deadline) {
+		d = opendir("/proc");
+		if (!d)
+			return false;
+		while (!found && (de = readdir(d))) {
+			if (de->d_name[0] < '0' || de->d_name[0] > '9')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/stack",
+				 de->d_name);
+			f = fopen(path, "r");
+			if (!f)
+				continue;
+			while (fgets(line, sizeof(line), f))
+				if (strstr(line, func))
+					found = true;
+			fclose(f);
+		}
+		closedir(d);
+		if (!found)
+			usleep(100 * 1000);
+	}
+	return found;
+}
+
+/* Wait until debugfs @name equals @want; its last value otherwise. */
+static int64_t dbg_wait(struct __test_metadata *_metadata, const char *name,
+			int64_t want, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	int64_t v;
+
+	while ((v = dbg_get(_metadata, name)) != want && now_ms() < deadline)
+		usleep(50 * 1000);
+	return v;
+}
+
+/*
+ * An unlinked ext4 file of FILE_PAGES written, fsync()ed and dropped from
+ * the page cache, mapped MAP_SHARED at c->map. Returns why not, or NULL.
+ */
+static const char *file_setup(struct rel_ctx *c)
+{
+	const char *dir = getenv("SODP_EXT4_DIR");
+	const size_t len = FILE_PAGES * PAGE_SZ;
+	char path[4096];
+	struct statfs sfs;
+	uint8_t *image;
+	ssize_t n;
+
+	if (!dir || !*dir)
+		return "SODP_EXT4_DIR is not set";
+	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (c->dirfd < 0)
+		return "SODP_EXT4_DIR cannot be opened";
+	snprintf(path, sizeof(path), "%s/sodp_release.XXXXXX", dir);
+	c->fd = mkstemp(path);
+	if (c->fd < 0)
+		return "mkstemp in SODP_EXT4_DIR failed";
+	unlink(path);
+	if (fstatfs(c->fd, &sfs) || sfs.f_type != EXT4_SUPER_MAGIC)
+		return "SODP_EXT4_DIR is not ext4";
+
+	image = malloc(len);
+	if (!image)
+		return "out of memory";
+	sodp_pattern_fill(image, len, sodp_seed("release"), 0);
+	n = pwrite(c->fd, image, len, 0);
+	free(image);
+	if (n != (ssize_t)len)
+		return "pwrite failed";
+	if (fsync(c->fd) || posix_fadvise(c->fd, 0, len, POSIX_FADV_DONTNEED))
+		return "fsync/fadvise failed";
+	c->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+	if (c->map == MAP_FAILED) {
+		c->map = NULL;
+		return "mmap failed";
+	}
+	return NULL;
+}
+
+static const char *odp_missing(const struct ibv_odp_caps *odp,
+			       uint32_t rc_bits)
+{
+	if (!(odp->general_caps & IBV_ODP_SUPPORT))
+		return "no ODP";
+	if ((odp->per_transport_caps.rc_odp_caps & rc_bits) != rc_bits)
+		return "no RC ODP for the operation";
+	return NULL;
+}
+
+/* "netdev NAME" of "rdma link show DEV/1". */
+static int link_netdev(const char *dev, char *out, size_t len)
+{
+	char cmd[128], line[512], name[64], *p;
+	int ret = -ENOENT;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "rdma link show %s/1", dev);
+	f = popen(cmd, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		p = strstr(line, " netdev ");
+		if (p && sscanf(p, " netdev %63s", name) == 1 &&
+		    strlen(name) < len) {
+			snprintf(out, len, "%s", name);
+			ret = 0;
+		}
+	}
+	pclose(f);
+	return ret;
+}
+
+/* system() of a formatted command; its exit status, -1 if killed. */
+static int run(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Load siw.ko again and recreate the device on its netdev. */
+static void siw_reload(struct __test_metadata *_metadata, struct rel_ctx *c)
+{
+	const char *mods = getenv("SODP_MODULES");
+	const char *params = getenv("SODP_SIW_PARAMS");
+	const char *top = getenv("SODP_TOP");
+	char path[4096], state[64] = "";
+	uint64_t deadline;
+
+	c->siw_unloaded = false;
+	if (mods && *mods)
+		snprintf(path, sizeof(path), "%s/siw.ko", mods);
+	else
+		snprintf(path, sizeof(path), "%s/build/modules/siw.ko",
+			 top ? top : ".");
+	if (access("/sys/module/siw", F_OK))
+		ASSERT_EQ(0, run("insmod %s %s", path, params ? params : ""));
+	snprintf(path, sizeof(path), "/sys/class/infiniband/%s", c->name);
+	if (access(path, F_OK))
+		ASSERT_EQ(0, run("rdma link add %s type siw netdev %s",
+				 c->name, c->siw_netdev));
+	snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/1/state",
+		 c->name);
+	deadline = now_ms() + SODP_TIMEOUT_MS_DEFAULT;
+	while (now_ms() < deadline) {
+		if (!read_str(path, state, sizeof(state)) &&
+		    strstr(state, "ACTIVE"))
+			return;
+		usleep(100 * 1000);
+	}
+	ASSERT_TRUE(false) TH_LOG("%s not ACTIVE again: %s", c->name, state);
+}
+
+static void ctx_init(struct __test_metadata *_metadata, struct rel_ctx *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->dirfd = -1;
+	c->name = getenv("SODP_DEVICE");
+	if (!c->name)
+		SKIP(return, "SODP_DEVICE is not set");
+	if (geteuid())
+		SKIP(return, "needs root");
+}
+
+static void ctx_teardown(struct __test_metadata *_metadata, struct rel_ctx *c)
+{
+	const size_t len = FILE_PAGES * PAGE_SZ;
+	char path[128];
+	int i;
+
+	if (c->thawer > 0) {
+		waitpid(c->thawer, NULL, 0);
+		c->thawer = 0;
+	}
+	if (c->dirfd >= 0)
+		ioctl(c->dirfd, FITHAW, 0);
+	if (c->connected)
+		sodp_pair_destroy(&c->pair);
+	sodp_mr_dereg(&c->mr);
+	sodp_mr_dereg(&c->smr);
+	if (c->dev_open)
+		sodp_dev_close(&c->dev);
+	if (c->siw_unloaded)
+		siw_reload(_metadata, c);
+	for (i = 0; i < 6; i++) {
+		if (!c->fs_saved[i][0])
+			continue;
+		snprintf(path, sizeof(path), FAILSLAB "/%s",
+			 failslab_set[i].file);
+		write_str(path, c->fs_saved[i]);
+	}
+	if (c->map)
+		munmap(c->map, len);
+	free(c->src);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+}
+
+/* Cases that keep the device open in the test process. */
+FIXTURE(release) {
+	struct rel_ctx c;
+};
+
+FIXTURE_SETUP(release)
+{
+	ctx_init(_metadata, &self->c);
+	ASSERT_EQ(0, sodp_dev_open(&self->c.dev, self->c.name));
+	self->c.dev_open = true;
+}
+
+FIXTURE_TEARDOWN(release)
+{
+	ctx_teardown(_metadata, &self->c);
+}
+
+/*
+ * A remote WRITE into a cold page of a MAP_SHARED ext4 file under an ODP
+ * MR while the file system is frozen: the responder's fault sleeps in
+ * ext4_page_mkwrite() until the thaw. ibv_dereg_mr() meanwhile returns
+ * 0, the thaw lets the fault finish, and then the umem is gone (debugfs
+ * umems back to where it was) with no page held and no splat. Before the
+ * fix rxe freed the MR and its umem after its 50 s wait (a WARN in
+ * __rxe_cleanup, then the fault returned into freed memory).
+ */
+TEST_F_TIMEOUT(release, dereg_fault_blocked, CASE_TIMEOUT)
+{
+	const size_t wlen = 64, woff = 5 * PAGE_SZ + 8;
+	struct rel_ctx *c = &self->c;
+	int64_t umems0, held;
+	const char *why;
+	struct ibv_wc wc;
+	uint64_t t0;
+	int ret;
+
+	why = odp_missing(&c->dev.odp, IBV_ODP_SUPPORT_WRITE);
+	if (why)
+		SKIP(return, "%s: %s", c->name, why);
+	why = file_setup(c);
+	if (why)
+		SKIP(return, "%s", why);
+
+	umems0 = dbg_get(_metadata, "umems");
+	c->src = malloc(wlen);
+	ASSERT_NE(NULL, c->src);
+	sodp_pattern_fill(c->src, wlen, sodp_seed("release-src"), 0);
+	c->smr = sodp_mr_reg(&c->dev, c->src, wlen, IBV_ACCESS_LOCAL_WRITE);
+	ASSERT_NE(NULL, c->smr);
+	c->mr = sodp_mr_reg(&c->dev, c->map, FILE_PAGES * PAGE_SZ, ODP_RW);
+	ASSERT_NE(NULL, c->mr) TH_LOG("ODP reg: %s", strerror(errno));
+	ASSERT_EQ(umems0 + 1, dbg_get(_metadata, "umems"));
+	ASSERT_EQ(0, sodp_pair_connect(&c->dev, &c->pair));
+	c->connected = true;
+
+	freeze_for(_metadata, c, freeze_secs(c->dev.iwarp));
+	ASSERT_EQ(0, sodp_post_rdma(&c->pair.cli, IBV_WR_RDMA_WRITE,
+				    WRID_RDMA, c->src, wlen, c->smr->lkey,
+				    (uintptr_t)c->map + woff, c->mr->rkey, 0));
+	ASSERT_TRUE(blocked_in("ext4_page_mkwrite"))
+		TH_LOG("the fault never reached ext4_page_mkwrite");
+
+	t0 = now_ms();
+	ret = ibv_dereg_mr(c->mr);
+	c->mr = NULL;
+	ASSERT_EQ(0, ret) TH_LOG("ibv_dereg_mr: %s", strerror(ret));
+	TH_LOG("ibv_dereg_mr returned after %llu ms",
+	       (unsigned long long)(now_ms() - t0));
+
+	thaw_wait(_metadata, c);
+	/* The fault finishes, then whoever holds the MR lets it go. */
+	ASSERT_EQ(umems0, dbg_wait(_metadata, "umems", umems0,
+				   c->dev.timeout_ms));
+
+	/*
+	 * The WRITE was placed before the MR went (SUCCESS), found it gone
+	 * (remote access error) or outlasted the retries meanwhile.
+	 */
+	ASSERT_EQ(0, sodp_poll_one(c->pair.cli.scq, &wc, c->dev.timeout_ms));
+	ASSERT_EQ(WRID_RDMA, wc.wr_id);
+	TH_LOG("WRITE completed with %s", ibv_wc_status_str(wc.status));
+	ASSERT_TRUE(wc.status == IBV_WC_SUCCESS ||
+		    wc.status == IBV_WC_REM_ACCESS_ERR ||
+		    wc.status == IBV_WC_RETRY_EXC_ERR);
+
+	sodp_pair_destroy(&c->pair);
+	c->connected = false;
+	held = dbg_wait(_metadata, "pages_held", 0, c->dev.timeout_ms);
+	ASSERT_EQ(0, held);
+}
+
+/*
+ * Every slab allocation of an ODP ibv_reg_mr() fails in turn (fail-nth
+ * with failslab): each failed registration leaves debugfs umems where it
+ * was (no umem, notifier or mm reference leaked), each successful one
+ * adds exactly one. Before the fix siw kept the umem when the memory
+ * object could not be allocated.
+ */
+TEST_F_TIMEOUT(release, reg_mr_failslab, CASE_TIMEOUT)
+{
+	const size_t len = 4 * PAGE_SZ;
+	struct rel_ctx *c = &self->c;
+	int64_t umems0, umems;
+	int i, n, nfd, failed = 0;
+	char nth[32], path[64], fpath[128];
+	struct ibv_mr *mr;
+	const char *why;
+	bool injected;
+	ssize_t rd;
+	void *buf;
+
+	why = odp_missing(&c->dev.odp, 0);
+	if (why)
+		SKIP(return, "%s: %s", c->name, why);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", gettid());
+	if (access(FAILSLAB, F_OK) || access(path, W_OK))
+		SKIP(return, "needs failslab and fail-nth (CONFIG_FAILSLAB)");
+	for (i = 0; i < 6; i++) {
+		snprintf(fpath, sizeof(fpath), FAILSLAB "/%s",
+			 failslab_set[i].file);
+		if (access(fpath, F_OK) && i >= 2)
+			continue;
+		ASSERT_EQ(0, read_str(fpath, c->fs_saved[i],
+				      sizeof(c->fs_saved[i])));
+		ASSERT_EQ(0, write_str(fpath, failslab_set[i].val))
+			TH_LOG("%s: cannot set %s", fpath, failslab_set[i].val);
+	}
+
+	buf = sodp_map_anon(len);
+	ASSERT_NE(NULL, buf);
+	memset(buf, 0x5a, len);
+	umems0 = dbg_get(_metadata, "umems");
+	/* Opened once: reading and writing it allocates nothing. */
+	nfd = open(path, O_RDWR);
+	ASSERT_LE(0, nfd);
+
+	for (n = 1; n <= FAIL_NTH_MAX; n++) {
+		snprintf(nth, sizeof(nth), "%d", n);
+		ASSERT_EQ((ssize_t)strlen(nth), pwrite(nfd, nth, strlen(nth),
+						       0));
+		mr = ibv_reg_mr(c->dev.pd, buf, len, ODP_RW);
+		rd = pread(nfd, nth, sizeof(nth) - 1, 0);
+		ASSERT_EQ(1, pwrite(nfd, "0", 1, 0));
+		ASSERT_LT(0, rd);
+		nth[rd] = 0;
+		injected = atoi(nth) == 0;
+
+		umems = dbg_get(_metadata, "umems");
+		if (mr) {
+			ASSERT_EQ(umems0 + 1, umems);
+			ASSERT_EQ(0, ibv_dereg_mr(mr));
+			umems = dbg_get(_metadata, "umems");
+		} else {
+			ASSERT_TRUE(injected)
+				TH_LOG("reg failed without injection: %s",
+				       strerror(errno));
+			failed++;
+		}
+		ASSERT_EQ(umems0, umems)
+			TH_LOG("allocation %d failed: %lld umems leaked", n,
+			       (long long)(umems - umems0));
+		if (!injected)
+			break;
+	}
+	close(nfd);
+	sodp_unmap(buf, len);
+	TH_LOG("%d allocations, %d registrations failed", n - 1, failed);
+	ASSERT_GE(FAIL_NTH_MAX, n);
+	ASSERT_LT(0, failed);
+}
+
+/* Cases that must not keep the device open in the test process. */
+FIXTURE(unload) {
+	struct rel_ctx c;
+};
+
+FIXTURE_SETUP(unload)
+{
+	ctx_init(_metadata, &self->c);
+}
+
+FIXTURE_TEARDOWN(unload)
+{
+	ctx_teardown(_metadata, &self->c);
+}
+
+/* The device work of prefetch_unload, in a child: exit status 0 or step. */
+static int prefetch_child(struct rel_ctx *c)
+{
+	const size_t len = FILE_PAGES * PAGE_SZ;
+	struct ibv_sge sge;
+	struct ibv_mr *mr;
+
+	if (sodp_dev_open(&c->dev, c->name))
+		return 10;
+	mr = sodp_mr_reg(&c->dev, c->map, len, ODP_RW);
+	if (!mr)
+		return 11;
+	sge.addr = (uintptr_t)c->map;
+	sge.length = len;
+	sge.lkey = mr->lkey;
+	if (ibv_cmd_advise_mr(c->dev.pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+			      0, &sge, 1))
+		return 12;
+	if (!blocked_in("ext4_page_mkwrite"))
+		return 13;
+	if (sodp_mr_dereg(&mr))
+		return 14;
+	sodp_dev_close(&c->dev);
+	/* Exiting closes the device (librdmacm keeps it open until then). */
+	return 0;
+}
+
+/*
+ * siw only: an asynchronous ibv_advise_mr(PREFETCH_WRITE) of a MAP_SHARED
+ * ext4 file on a frozen file system blocks in ext4_page_mkwrite(); the MR
+ * is deregistered, the process owning the device exits and siw0 is
+ * deleted. siw cannot be unloaded while the prefetch holds it (rmmod
+ * fails), can be once the thaw has let it finish, and is loaded again
+ * with siw0 recreated. Before the fix rmmod succeeded and the prefetch,
+ * after the thaw, called into the freed module.
+ */
+TEST_F_TIMEOUT(unload, prefetch_unload, CASE_TIMEOUT)
+{
+	struct ibv_device_attr_ex attr;
+	struct rel_ctx *c = &self->c;
+	uint64_t deadline;
+	int64_t umems0;
+	const char *why;
+	bool iwarp;
+	int ret, st;
+	pid_t pid;
+
+	ASSERT_EQ(0, sodp_dev_probe(c->name, &attr, &iwarp));
+	if (!iwarp || strncmp(c->name, "siw", 3))
+		SKIP(return, "%s: unloads siw, runs on siw devices only",
+		     c->name);
+	why = odp_missing(&attr.odp_caps, IBV_ODP_SUPPORT_WRITE);
+	if (why)
+		SKIP(return, "%s: %s", c->name, why);
+	if (access("/sys/module/siw/refcnt", F_OK))
+		SKIP(return, "siw is not a loadable module");
+	why = file_setup(c);
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, link_netdev(c->name, c->siw_netdev,
+				 sizeof(c->siw_netdev)));
+
+	umems0 = dbg_get(_metadata, "umems");
+	freeze_for(_metadata, c, freeze_secs(true));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(prefetch_child(c));
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	ASSERT_TRUE(WIFEXITED(st));
+	ASSERT_EQ(0, WEXITSTATUS(st));
+
+	c->siw_unloaded = true;
+	ASSERT_EQ(0, run("rdma link delete %s", c->name));
+	ret = run("rmmod siw 2>/dev/null");
+	ASSERT_NE(0, ret) TH_LOG("siw unloaded under a pending prefetch");
+	ASSERT_EQ(0, access("/sys/module/siw", F_OK));
+
+	thaw_wait(_metadata, c);
+	ASSERT_EQ(umems0, dbg_wait(_metadata, "umems", umems0,
+				   SODP_TIMEOUT_MS_DEFAULT));
+	/* The request drops its module reference right after the MR's. */
+	deadline = now_ms() + SODP_TIMEOUT_MS_DEFAULT;
+	while ((ret = run("rmmod siw 2>/dev/null")) && now_ms() < deadline)
+		usleep(100 * 1000);
+	ASSERT_EQ(0, ret) TH_LOG("siw still in use after the prefetch ended");
+	ASSERT_EQ(0, dbg_get(_metadata, "pages_held"));
+
+	siw_reload(_metadata, c);
+}
+
+TEST_HARNESS_MAIN
