@@ -66,6 +66,7 @@ struct sodp_mirror *sodp_mirror_get_locked(struct sodp_umem *umem,
 	ret = xa_insert(&umem->children, ci, child, GFP_KERNEL);
 	if (ret)
 		goto out_remove_notifier;
+	atomic64_inc(&sodp_implicit_children);
 	return child;
 
 out_remove_notifier:
@@ -92,6 +93,7 @@ static void sodp_child_free_locked(struct sodp_umem *umem, unsigned long ci,
 	mmu_interval_notifier_remove(&child->mni);
 	sodp_table_free_chunk(umem, ci);
 	kfree(child);
+	atomic64_dec(&sodp_implicit_children);
 }
 
 /**
@@ -138,6 +140,7 @@ void sodp_implicit_destroy(struct sodp_umem *umem)
 		xa_erase(&umem->children, ci);
 		mmu_interval_notifier_remove(&child->mni);
 		kfree(child);
+		atomic64_dec(&sodp_implicit_children);
 		cond_resched();
 	}
 	mutex_unlock(&umem->fault_mutex);

@@ -219,6 +219,9 @@ static inline bool sodp_umem_is_implicit(const struct sodp_umem *umem)
 DECLARE_PER_CPU(struct sodp_pcpu_counters, sodp_pcpu_cnt);
 extern atomic64_t sodp_live_umems;
 extern atomic64_t sodp_pages_held;
+/* Kernel memory the mirror costs: chunks of every table, implicit children */
+extern atomic64_t sodp_table_chunks;
+extern atomic64_t sodp_implicit_children;
 int sodp_umem_prefetch_until(struct sodp_umem *umem, u64 va, u64 len,
 			     unsigned int flags, bool (*stop)(void *arg),
 			     void *arg);

@@ -41,9 +41,12 @@ int sodp_table_prepare(struct sodp_umem *umem, unsigned long pgidx)
 
 	/* Only chunk stores and erases need the xarray lock: fault_mutex. */
 	ret = xa_err(xa_store(&umem->chunks, ci, chunk, GFP_KERNEL));
-	if (ret)
+	if (ret) {
 		kfree(chunk);
-	return ret;
+		return ret;
+	}
+	atomic64_inc(&sodp_table_chunks);
+	return 0;
 }
 
 /**
@@ -231,6 +234,7 @@ void sodp_table_free_chunk(struct sodp_umem *umem, unsigned long ci)
 	spin_lock_bh(&umem->lock);
 	spin_unlock_bh(&umem->lock);
 	kfree(chunk);
+	atomic64_dec(&sodp_table_chunks);
 }
 
 /**
@@ -244,7 +248,9 @@ void sodp_table_destroy(struct sodp_umem *umem)
 	struct sodp_chunk *chunk;
 	unsigned long ci;
 
-	xa_for_each(&umem->chunks, ci, chunk)
+	xa_for_each(&umem->chunks, ci, chunk) {
 		kfree(chunk);
+		atomic64_dec(&sodp_table_chunks);
+	}
 	xa_destroy(&umem->chunks);
 }
