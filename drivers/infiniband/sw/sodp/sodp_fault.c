@@ -118,7 +118,9 @@ static int sodp_fault_errno(int ret)
  *
  * Faults the fault_around_pages aligned window around @pgidx, clipped to
  * the mirror and to the VMA of @pgidx. If the window fails, faults @pgidx
- * alone, so that a bad neighbour does not fail a good access.
+ * alone, so that a bad neighbour does not fail a good access. A fault that
+ * mirrors nothing frees the table chunk (and implicit child) it needed,
+ * see sodp_umem_reclaim_locked().
  *
  * Context: process context. May sleep. Takes umem->fault_mutex, mmap_lock.
  * Return: 0 or an errno of the contract in include/rdma/sodp.h.
@@ -157,7 +159,7 @@ int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write)
 	}
 	ret = sodp_table_prepare(umem, pgidx);
 	if (ret)
-		goto out_unlock;
+		goto out_reclaim;
 
 	/* A power of two at most a chunk: the window stays in the chunk. */
 	req.first = max(pgidx & ~(window - 1), mirror->start >> PAGE_SHIFT);
@@ -175,6 +177,9 @@ int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write)
 		sodp_count(umem, SODP_CNT_PAGES_FAULTED, req.published);
 	trace_sodp_fault(umem->id, (u64)pgidx << PAGE_SHIFT,
 			 ret ? 0 : req.published, write, ret);
+out_reclaim:
+	if (ret || !req.published)
+		sodp_umem_reclaim_locked(umem, pgidx >> SODP_CHUNK_SHIFT);
 out_unlock:
 	mutex_unlock(&umem->fault_mutex);
 	/* Not under fault_mutex: this may be the last user of the mm. */
@@ -276,14 +281,17 @@ int sodp_umem_prefetch_until(struct sodp_umem *umem, u64 va, u64 len,
 			mutex_unlock(&umem->fault_mutex);
 			break;
 		}
+		req.first = pgidx;
+		req.end = min3(last + 1, (pgidx | SODP_CHUNK_MASK) + 1,
+			       mirror->end >> PAGE_SHIFT);
+		req.published = 0;
 		ret = sodp_table_prepare(umem, pgidx);
-		if (!ret) {
-			req.first = pgidx;
-			req.end = min3(last + 1,
-				       (pgidx | SODP_CHUNK_MASK) + 1,
-				       mirror->end >> PAGE_SHIFT);
+		if (!ret)
 			ret = sodp_range_fault_locked(umem, mirror, &req);
-		}
+		/* Nothing mirrored (a hole, an error): keep no memory for it. */
+		if (ret || !req.published)
+			sodp_umem_reclaim_locked(umem,
+						 pgidx >> SODP_CHUNK_SHIFT);
 		mutex_unlock(&umem->fault_mutex);
 		if (ret)
 			break;
