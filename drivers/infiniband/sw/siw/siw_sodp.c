@@ -42,9 +42,6 @@
  */
 #define SIW_SODP_RX_MAX_RETRIES	16
 
-/* A deferral faults this much of the MR ahead of the miss, best effort. */
-#define SIW_SODP_RX_AHEAD	SZ_256K
-
 /* The access flags that need the pages mapped writable. */
 #define SIW_SODP_WRITE_ACCESS	(IB_ACCESS_LOCAL_WRITE | \
 				 IB_ACCESS_REMOTE_WRITE | \
@@ -351,10 +348,15 @@ static void siw_sodp_rx_put(struct siw_qp *qp, struct siw_mem *mem,
 	siw_qp_put(qp);
 }
 
-/* Fault the page at @va writable, then the MR ahead of it (best effort). */
-static int siw_sodp_rx_fault(struct siw_mem *mem, u64 va)
+/*
+ * Fault the page at @va writable, then the rest of the @len bytes the
+ * message will place from @va on (best effort), and nothing beyond: a write
+ * fault has side effects (block allocation, COW of a private file page,
+ * page_mkwrite) that pages the message does not write must not get.
+ */
+static int siw_sodp_rx_fault(struct siw_mem *mem, u64 va, u64 len)
 {
-	u64 start = sodp_umem_start(mem->sodp), end, ahead;
+	u64 start = sodp_umem_start(mem->sodp), end, msg_end;
 	struct sodp_access acc;
 	int tries = 0;
 	void *kaddr;
@@ -375,12 +377,14 @@ static int siw_sodp_rx_fault(struct siw_mem *mem, u64 va)
 
 	if (check_add_overflow(start, sodp_umem_length(mem->sodp), &end))
 		end = U64_MAX;
+	/* The caller's @len lies in the MR, this is only belt and braces. */
+	if (!check_add_overflow(va, len, &msg_end))
+		end = min(end, msg_end);
 	va = (va & PAGE_MASK) + PAGE_SIZE;
-	if (va < end) {
-		ahead = min_t(u64, end - va, SIW_SODP_RX_AHEAD);
-		/* Memory ahead may be unmapped or read-only: not our miss. */
-		sodp_umem_prefetch(mem->sodp, va, ahead, SODP_PREFETCH_WRITE);
-	}
+	/* Memory ahead may be unmapped or read-only: not our miss. */
+	if (va < end)
+		sodp_umem_prefetch(mem->sodp, va, end - va,
+				   SODP_PREFETCH_WRITE);
 	return 0;
 }
 
@@ -404,7 +408,7 @@ static void siw_sodp_rx_work(struct work_struct *work)
 		int err = 0;
 
 		if (READ_ONCE(qp->attrs.state) == SIW_QP_STATE_RTS)
-			err = siw_sodp_rx_fault(mem, sq->rx_va);
+			err = siw_sodp_rx_fault(mem, sq->rx_va, sq->rx_len);
 		siw_dbg_qp(qp, "deferred fault at %#llx, err = %d\n",
 			   sq->rx_va, err);
 		/*
@@ -453,11 +457,13 @@ static void siw_sodp_rx_work(struct work_struct *work)
 
 /*
  * Stop the receive path at @va, a page of @mem that is not resident, and
- * queue the fault. Called from siw_sodp_rx_mem(), i.e. from the receive
- * path under the socket lock. Returns 0 if deferred, -EACCES if the QP is
- * to be terminated instead.
+ * queue the fault of the @len bytes from @va on that the message will
+ * place. Called from siw_sodp_rx_mem(), i.e. from the receive path under
+ * the socket lock. Returns 0 if deferred, -EACCES if the QP is to be
+ * terminated instead.
  */
-static int siw_sodp_rx_defer(struct siw_qp *qp, struct siw_mem *mem, u64 va)
+static int siw_sodp_rx_defer(struct siw_qp *qp, struct siw_mem *mem, u64 va,
+			     u64 len)
 {
 	struct siw_sodp_qp *sq = &qp->sodp;
 	u64 page = va & PAGE_MASK;
@@ -490,6 +496,7 @@ static int siw_sodp_rx_defer(struct siw_qp *qp, struct siw_mem *mem, u64 va)
 	sq->rx_mem = mem;
 	sq->rx_sk = sk;
 	sq->rx_va = va;
+	sq->rx_len = len;
 	sq->rx_faulted = false;
 	sq->rx_deferred = true;
 	sodp_umem_count_deferral(mem->sodp);
@@ -501,6 +508,32 @@ static int siw_sodp_rx_defer(struct siw_qp *qp, struct siw_mem *mem, u64 va)
 		return -EACCES;
 	}
 	return 0;
+}
+
+/*
+ * Bytes the message being received will place from the missing byte on,
+ * @copied bytes into this placement of which @left are still to come:
+ * - a READ response: the rest of the READ, whose single SGE the
+ *   requester's WQE holds (every byte up to its end arrives in order);
+ * - a WRITE (tagged, contiguous in the MR): the rest of this DDP
+ *   segment's payload, the receiver knows no more of the message;
+ * - a SEND may continue in another SGE: only @left is known to land in
+ *   this MR.
+ */
+static u64 siw_sodp_rx_len(struct siw_rx_stream *srx, int left, int copied)
+{
+	u64 len = left;
+
+	if (__rdmap_get_opcode(&srx->hdr.ctrl) == RDMAP_RDMA_READ_RESP) {
+		struct siw_wqe *wqe = rx_wqe(&rx_qp(srx)->rx_tagged);
+		u64 done = (u64)wqe->processed + copied;
+
+		if (wqe->bytes > done)
+			len = max_t(u64, len, wqe->bytes - done);
+	} else if (srx->hdr.ctrl.ddp_rdmap_ctrl & DDP_FLAG_TAGGED) {
+		len = max_t(u64, len, srx->fpdu_part_rem - copied);
+	}
+	return len;
 }
 
 /**
@@ -567,7 +600,8 @@ int siw_sodp_rx_mem(struct siw_rx_stream *srx, struct siw_mem *mem, u64 va,
 		return copied;
 	case -EAGAIN:
 	case -ENOMEM:
-		rv = siw_sodp_rx_defer(qp, mem, va);
+		rv = siw_sodp_rx_defer(qp, mem, va,
+				       siw_sodp_rx_len(srx, len, copied));
 		return rv ? rv : copied;
 	default:
 		siw_dbg_qp(qp, "sodp access at %#llx failed, err = %d\n",

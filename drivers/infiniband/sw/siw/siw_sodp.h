@@ -29,6 +29,8 @@ struct uverbs_attr_bundle;
  * @rx_mem: MR of the pending miss (holds a reference while deferred)
  * @rx_sk: socket of the QP (holds a reference while deferred)
  * @rx_va: user virtual address of the missing byte
+ * @rx_len: bytes from @rx_va on that the incoming message is known to
+ *	place there (at least 1): the deferral write-faults no more
  * @rx_bytes: bytes placed into sodp MRs by this QP, to tell progress
  * @rx_last_va: page of the previous miss
  * @rx_last_bytes: @rx_bytes at the previous miss
@@ -49,6 +51,7 @@ struct siw_sodp_qp {
 	struct siw_mem *rx_mem;
 	struct sock *rx_sk;
 	u64 rx_va;
+	u64 rx_len;
 	u64 rx_bytes;
 	u64 rx_last_va;
 	u64 rx_last_bytes;

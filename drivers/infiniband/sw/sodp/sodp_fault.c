@@ -21,7 +21,9 @@
  * @end: end page number (exclusive)
  * @need: page that must be covered: the range is clipped to its VMA;
  *	ULONG_MAX for no clipping (prefetch)
- * @hmm_flags: HMM_PFN_REQ_* default flags
+ * @hmm_flags: HMM_PFN_REQ_* flags of every page
+ * @need_flags: HMM_PFN_REQ_* flags to fault @need with first, on top of
+ *	@hmm_flags
  * @pfns: output array, at least @end - @first entries
  * @published: out: pages newly published into the mirror table
  */
@@ -30,6 +32,7 @@ struct sodp_fault_req {
 	unsigned long end;
 	unsigned long need;
 	unsigned long hmm_flags;
+	unsigned long need_flags;
 	unsigned long *pfns;
 	unsigned long published;
 };
@@ -53,6 +56,33 @@ static int sodp_fault_clip(struct mm_struct *mm, struct sodp_fault_req *req,
 	range->start = max(range->start, vma->vm_start);
 	range->end = min(range->end, vma->vm_end);
 	return 0;
+}
+
+/*
+ * hmm_range_fault() over @range (clipped already), faulting only @need
+ * when @req has need_flags. Per-page request flags are not enough for
+ * that: once a page of a walk needs a fault, hmm_range_fault() faults the
+ * whole walk from there (or the whole hole the page is in) with that
+ * page's flags. So fault @need alone, then map the range as it is mapped
+ * now, @need included, without faulting. Both walks use the notifier
+ * sequence of @range, so one mmu_interval_read_retry() validates them.
+ */
+static int sodp_fault_walk(const struct sodp_fault_req *req,
+			   struct hmm_range *range)
+{
+	struct hmm_range one = *range;
+	int ret;
+
+	if (req->need_flags) {
+		one.start = req->need << PAGE_SHIFT;
+		one.end = one.start + PAGE_SIZE;
+		one.hmm_pfns += req->need - (range->start >> PAGE_SHIFT);
+		one.default_flags |= req->need_flags;
+		ret = hmm_range_fault(&one);
+		if (ret)
+			return ret;
+	}
+	return hmm_range_fault(range);
 }
 
 /*
@@ -84,7 +114,7 @@ static int sodp_range_fault_locked(struct sodp_umem *umem,
 		mmap_read_lock(mm);
 		ret = sodp_fault_clip(mm, req, &range);
 		if (!ret)
-			ret = hmm_range_fault(&range);
+			ret = sodp_fault_walk(req, &range);
 		mmap_read_unlock(mm);
 		if (ret == -EBUSY)
 			continue;
@@ -111,14 +141,26 @@ static int sodp_fault_errno(int ret)
 }
 
 /**
- * sodp_fault_page() - fault a page and its neighbourhood into the mirror
+ * sodp_fault_page() - fault a page into the mirror, and map its neighbours
  * @umem: the umem
  * @pgidx: absolute page number of the missing page, inside the umem
  * @write: fault with write permission
  *
- * Faults the fault_around_pages aligned window around @pgidx, clipped to
- * the mirror and to the VMA of @pgidx. If the window fails, faults @pgidx
- * alone, so that a bad neighbour does not fail a good access.
+ * Faults @pgidx with the permission of the access, and mirrors the pages
+ * of the fault_around_pages aligned window around it (clipped to the
+ * mirror and to the VMA of @pgidx) as far as they are present, with the
+ * permission they are mapped with, without faulting them. A fault has side
+ * effects only the page being accessed may have: a write fault COWs a
+ * private file page away from the file, allocates the blocks of a sparse
+ * file, runs page_mkwrite and dirties a shared page, unmerges a KSM page;
+ * even a read fault allocates a tmpfs page for a hole. The CPU's own
+ * fault-around (which the fault of @pgidx runs for a read of a file) maps
+ * page cache pages the same way. A later write to a neighbour mirrored
+ * read-only misses and faults that page with write permission.
+ *
+ * If the window fails, faults @pgidx alone. A fault that mirrors nothing
+ * frees the table chunk (and implicit child) it needed, see
+ * sodp_umem_reclaim_locked().
  *
  * Context: process context. May sleep. Takes umem->fault_mutex, mmap_lock.
  * Return: 0 or an errno of the contract in include/rdma/sodp.h.
@@ -128,7 +170,8 @@ int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write)
 	unsigned long window = sodp_param_fault_around();
 	struct sodp_fault_req req = {
 		.need = pgidx,
-		.hmm_flags = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
+		.need_flags = HMM_PFN_REQ_FAULT |
+			      (write ? HMM_PFN_REQ_WRITE : 0),
 	};
 	struct sodp_mirror *mirror;
 	int ret;
@@ -157,7 +200,7 @@ int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write)
 	}
 	ret = sodp_table_prepare(umem, pgidx);
 	if (ret)
-		goto out_unlock;
+		goto out_reclaim;
 
 	/* A power of two at most a chunk: the window stays in the chunk. */
 	req.first = max(pgidx & ~(window - 1), mirror->start >> PAGE_SHIFT);
@@ -175,6 +218,9 @@ int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write)
 		sodp_count(umem, SODP_CNT_PAGES_FAULTED, req.published);
 	trace_sodp_fault(umem->id, (u64)pgidx << PAGE_SHIFT,
 			 ret ? 0 : req.published, write, ret);
+out_reclaim:
+	if (ret || !req.published)
+		sodp_umem_reclaim_locked(umem, pgidx >> SODP_CHUNK_SHIFT);
 out_unlock:
 	mutex_unlock(&umem->fault_mutex);
 	/* Not under fault_mutex: this may be the last user of the mm. */
@@ -287,14 +333,17 @@ int sodp_umem_prefetch_until(struct sodp_umem *umem, u64 va, u64 len,
 			mutex_unlock(&umem->fault_mutex);
 			break;
 		}
+		req.first = pgidx;
+		req.end = min3(last + 1, (pgidx | SODP_CHUNK_MASK) + 1,
+			       mirror->end >> PAGE_SHIFT);
+		req.published = 0;
 		ret = sodp_table_prepare(umem, pgidx);
-		if (!ret) {
-			req.first = pgidx;
-			req.end = min3(last + 1,
-				       (pgidx | SODP_CHUNK_MASK) + 1,
-				       mirror->end >> PAGE_SHIFT);
+		if (!ret)
 			ret = sodp_range_fault_locked(umem, mirror, &req);
-		}
+		/* Nothing mirrored (a hole, an error): keep no memory for it. */
+		if (ret || !req.published)
+			sodp_umem_reclaim_locked(umem,
+						 pgidx >> SODP_CHUNK_SHIFT);
 		mutex_unlock(&umem->fault_mutex);
 		if (ret)
 			break;

@@ -7,10 +7,14 @@
  * children share the umem's lock, mirror table and cache: a child is only
  * the notifier and its range.
  *
- * A child whose whole range is unmapped (MMU_NOTIFY_UNMAP) is marked by
- * the invalidate callback and freed, with its table chunk, by a work item:
- * mmu_interval_notifier_remove() may not be called from a callback. A fault
- * in its range before the work runs revives it.
+ * A child lives as long as its table chunk has a page mirrored. The fault
+ * path frees it (and the chunk) at once when its fault published nothing,
+ * so probing holes leaves nothing behind. A child whose pages an
+ * invalidation took away (munmap, MADV_DONTNEED, ...) is freed by
+ * umem->reclaim_work, since mmu_interval_notifier_remove() may not be
+ * called from a callback; the work runs a cache_idle_ms later, so a range
+ * that is faulted in again meanwhile keeps its child. Explicit umems
+ * reclaim their empty chunks the same way.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -66,6 +70,7 @@ struct sodp_mirror *sodp_mirror_get_locked(struct sodp_umem *umem,
 	ret = xa_insert(&umem->children, ci, child, GFP_KERNEL);
 	if (ret)
 		goto out_remove_notifier;
+	atomic64_inc(&sodp_implicit_children);
 	return child;
 
 out_remove_notifier:
@@ -81,7 +86,7 @@ static void sodp_child_free_locked(struct sodp_umem *umem, unsigned long ci,
 	lockdep_assert_held(&umem->fault_mutex);
 
 	/*
-	 * No fault ran since the child was found unmapped (they hold
+	 * The caller found the chunk idle and no fault ran since (they hold
 	 * fault_mutex), so its range is empty; drop whatever might be left
 	 * anyway while the notifier still covers it.
 	 */
@@ -92,30 +97,65 @@ static void sodp_child_free_locked(struct sodp_umem *umem, unsigned long ci,
 	mmu_interval_notifier_remove(&child->mni);
 	sodp_table_free_chunk(umem, ci);
 	kfree(child);
+	atomic64_dec(&sodp_implicit_children);
 }
 
 /**
- * sodp_implicit_reclaim_work() - free the children whose range is unmapped
+ * sodp_umem_reclaim_locked() - free a chunk that has no page mirrored
+ * @umem: the umem
+ * @ci: chunk index
+ *
+ * Frees table chunk @ci, and for an implicit umem its child, if none of
+ * its pages is mirrored; does nothing otherwise. The fault path calls it
+ * after a fault that published nothing, so that a failed fault leaves no
+ * memory behind.
+ *
+ * Context: process context, holds umem->fault_mutex and no mmap_lock.
+ * May sleep (mmu_interval_notifier_remove()).
+ */
+void sodp_umem_reclaim_locked(struct sodp_umem *umem, unsigned long ci)
+{
+	struct sodp_mirror *child;
+
+	lockdep_assert_held(&umem->fault_mutex);
+
+	if (!sodp_table_chunk_idle(umem, ci))
+		return;
+	child = sodp_umem_is_implicit(umem) ?
+		xa_load(&umem->children, ci) : NULL;
+	if (child)
+		sodp_child_free_locked(umem, ci, child);
+	else
+		sodp_table_free_chunk(umem, ci);
+}
+
+/**
+ * sodp_umem_reclaim_work() - free the chunks invalidations emptied
  * @work: umem->reclaim_work
  *
  * Context: workqueue (process context).
  */
-void sodp_implicit_reclaim_work(struct work_struct *work)
+void sodp_umem_reclaim_work(struct work_struct *work)
 {
-	struct sodp_umem *umem = container_of(work, struct sodp_umem,
-					      reclaim_work);
-	struct sodp_mirror *child;
-	unsigned long ci;
-	bool unmapped;
+	struct sodp_umem *umem = container_of(to_delayed_work(work),
+					      struct sodp_umem, reclaim_work);
+	unsigned long first, end, ci;
+	struct sodp_chunk *chunk;
 
 	mutex_lock(&umem->fault_mutex);
-	xa_for_each(&umem->children, ci, child) {
-		spin_lock_bh(&umem->lock);
-		unmapped = child->unmapped;
-		spin_unlock_bh(&umem->lock);
-		if (unmapped)
-			sodp_child_free_locked(umem, ci, child);
-		cond_resched();
+	spin_lock_bh(&umem->lock);
+	first = umem->reclaim_first;
+	end = umem->reclaim_end;
+	umem->reclaim_first = ULONG_MAX;
+	umem->reclaim_end = 0;
+	spin_unlock_bh(&umem->lock);
+
+	if (first < end) {
+		/* The erase of the current entry is fine for xa_for_each. */
+		xa_for_each_range(&umem->chunks, ci, chunk, first, end - 1) {
+			sodp_umem_reclaim_locked(umem, ci);
+			cond_resched();
+		}
 	}
 	mutex_unlock(&umem->fault_mutex);
 }
@@ -138,6 +178,7 @@ void sodp_implicit_destroy(struct sodp_umem *umem)
 		xa_erase(&umem->children, ci);
 		mmu_interval_notifier_remove(&child->mni);
 		kfree(child);
+		atomic64_dec(&sodp_implicit_children);
 		cond_resched();
 	}
 	mutex_unlock(&umem->fault_mutex);

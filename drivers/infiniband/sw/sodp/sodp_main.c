@@ -69,6 +69,8 @@ MODULE_PARM_DESC(pin_mode,
 DEFINE_PER_CPU(struct sodp_pcpu_counters, sodp_pcpu_cnt);
 atomic64_t sodp_live_umems = ATOMIC64_INIT(0);
 atomic64_t sodp_pages_held = ATOMIC64_INIT(0);
+atomic64_t sodp_table_chunks = ATOMIC64_INIT(0);
+atomic64_t sodp_implicit_children = ATOMIC64_INIT(0);
 struct workqueue_struct *sodp_wq;
 struct kmem_cache *sodp_cent_cache;
 static atomic_t sodp_ids = ATOMIC_INIT(0);
@@ -189,6 +191,11 @@ static void sodp_debugfs_init(void)
 				   &sodp_live_umems, &sodp_atomic64_fops);
 	debugfs_create_file_unsafe("pages_held", 0444, sodp_debugfs,
 				   &sodp_pages_held, &sodp_atomic64_fops);
+	debugfs_create_file_unsafe("table_chunks", 0444, sodp_debugfs,
+				   &sodp_table_chunks, &sodp_atomic64_fops);
+	debugfs_create_file_unsafe("implicit_children", 0444, sodp_debugfs,
+				   &sodp_implicit_children,
+				   &sodp_atomic64_fops);
 	for (i = 0; i < SODP_CNT_MAX; i++)
 		debugfs_create_file_unsafe(sodp_counter_names[i], 0444,
 					   sodp_debugfs,

@@ -62,15 +62,12 @@ struct sodp_chunk {
  * @umem: the umem this mirror belongs to
  * @start: first mirrored VA, page aligned
  * @end: end of the mirrored VA range (exclusive), page aligned
- * @unmapped: implicit children only: the whole range was unmapped, the
- *	child may be reclaimed; protected by umem->lock
  */
 struct sodp_mirror {
 	struct mmu_interval_notifier mni;
 	struct sodp_umem *umem;
 	unsigned long start;
 	unsigned long end;
-	bool unmapped;
 };
 
 /**
@@ -166,9 +163,9 @@ struct sodp_pcpu_counters {
  *	implicit child creation/reclaim; outer to mmap_lock and @lock
  * @lock: protects the mirror table entries, @npages_mirrored, the cache
  *	(@cache and the entries, except what the lockless hit path may
- *	touch: see struct sodp_cent) and
- *	sodp_mirror.unmapped. Taken by the invalidate callback and by the
- *	softirq data path, so always with BHs disabled.
+ *	touch: see struct sodp_cent) and @reclaim_first/@reclaim_end.
+ *	Taken by the invalidate callback and by the softirq data path, so
+ *	always with BHs disabled.
  * @chunks: the mirror table; chunks are inserted under @fault_mutex and
  *	erased under @fault_mutex, then freed after a @lock/unlock pair (so
  *	no reader under @lock still uses them)
@@ -179,7 +176,12 @@ struct sodp_pcpu_counters {
  * @mirror: explicit umem: the single interval notifier
  * @children: implicit umem: struct sodp_mirror per chunk index, under
  *	@fault_mutex
- * @reclaim_work: implicit umem: frees children whose range was unmapped
+ * @reclaim_first: first chunk index an invalidation emptied since
+ *	@reclaim_work last ran
+ * @reclaim_end: end of that chunk index range (exclusive); nothing to
+ *	reclaim while @reclaim_first >= @reclaim_end
+ * @reclaim_work: frees the chunks in [@reclaim_first, @reclaim_end) that
+ *	are still empty, and an implicit umem's children with them
  * @cnt: per-CPU counters, see enum sodp_counter; summed by
  *	sodp_umem_stats()
  * @users: calls that got past sodp_umem_enter() and have not left yet:
@@ -206,7 +208,9 @@ struct sodp_umem {
 
 	struct sodp_mirror mirror;
 	struct xarray children;
-	struct work_struct reclaim_work;
+	unsigned long reclaim_first;
+	unsigned long reclaim_end;
+	struct delayed_work reclaim_work;
 
 	struct sodp_pcpu_counters __percpu *cnt;
 
@@ -226,6 +230,9 @@ static inline bool sodp_umem_is_implicit(const struct sodp_umem *umem)
 DECLARE_PER_CPU(struct sodp_pcpu_counters, sodp_pcpu_cnt);
 extern atomic64_t sodp_live_umems;
 extern atomic64_t sodp_pages_held;
+/* Kernel memory the mirror costs: chunks of every table, implicit children */
+extern atomic64_t sodp_table_chunks;
+extern atomic64_t sodp_implicit_children;
 int sodp_umem_prefetch_until(struct sodp_umem *umem, u64 va, u64 len,
 			     unsigned int flags, bool (*stop)(void *arg),
 			     void *arg);
@@ -257,6 +264,7 @@ unsigned long sodp_table_publish_locked(struct sodp_umem *umem,
 unsigned long sodp_table_clear_locked(struct sodp_umem *umem,
 				      unsigned long first, unsigned long end);
 void sodp_table_free_chunk(struct sodp_umem *umem, unsigned long ci);
+bool sodp_table_chunk_idle(struct sodp_umem *umem, unsigned long ci);
 void sodp_table_destroy(struct sodp_umem *umem);
 
 /* sodp_cache.c */
@@ -284,7 +292,8 @@ int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write);
 struct sodp_mirror *sodp_mirror_get_locked(struct sodp_umem *umem,
 					   unsigned long pgidx);
 void sodp_implicit_destroy(struct sodp_umem *umem);
-void sodp_implicit_reclaim_work(struct work_struct *work);
+void sodp_umem_reclaim_locked(struct sodp_umem *umem, unsigned long ci);
+void sodp_umem_reclaim_work(struct work_struct *work);
 
 /* sodp_umem.c */
 int sodp_umem_enter(struct sodp_umem *umem);

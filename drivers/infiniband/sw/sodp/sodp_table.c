@@ -7,7 +7,12 @@
  * unmap it cannot complete until the reader drops the lock.
  *
  * The table is sparse. Chunks of SODP_CHUNK_PAGES entries are allocated by
- * the fault path, so an untouched range costs nothing beyond the xarray.
+ * the fault path, so an untouched range costs nothing beyond the xarray,
+ * and freed again once none of their pages is mirrored: by the fault path
+ * when its fault published nothing (a probe of a hole leaves nothing
+ * behind), and by umem->reclaim_work when an invalidation emptied them.
+ * So the table costs a chunk per 2 MiB that has a page mirrored, whatever
+ * a peer probes.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -41,9 +46,12 @@ int sodp_table_prepare(struct sodp_umem *umem, unsigned long pgidx)
 
 	/* Only chunk stores and erases need the xarray lock: fault_mutex. */
 	ret = xa_err(xa_store(&umem->chunks, ci, chunk, GFP_KERNEL));
-	if (ret)
+	if (ret) {
 		kfree(chunk);
-	return ret;
+		return ret;
+	}
+	atomic64_inc(&sodp_table_chunks);
+	return 0;
 }
 
 /**
@@ -162,10 +170,17 @@ unsigned long sodp_table_publish_locked(struct sodp_umem *umem,
 		pgidx = next;
 	}
 
-	/* A publish revives an implicit child marked for reclaim. */
-	if (added)
-		mirror->unmapped = false;
 	return added;
+}
+
+static bool sodp_chunk_empty(const struct sodp_chunk *chunk)
+{
+	unsigned int i;
+
+	for (i = 0; i < SODP_CHUNK_PAGES; i++)
+		if (chunk->pfns[i] & HMM_PFN_VALID)
+			return false;
+	return true;
 }
 
 /**
@@ -173,6 +188,9 @@ unsigned long sodp_table_publish_locked(struct sodp_umem *umem,
  * @umem: the umem
  * @first: first absolute page number
  * @end: end page number (exclusive)
+ *
+ * A chunk this empties is noted in umem->reclaim_first/reclaim_end, for
+ * umem->reclaim_work to free.
  *
  * Context: any, holds umem->lock.
  * Return: number of entries that were valid.
@@ -195,12 +213,18 @@ unsigned long sodp_table_clear_locked(struct sodp_umem *umem,
 		unsigned long i = max(first, cfirst) - cfirst;
 		unsigned long last = min(end, cfirst + SODP_CHUNK_PAGES) -
 				     cfirst;
+		unsigned long n = 0;
 
 		for (; i < last; i++) {
 			if (chunk->pfns[i] & HMM_PFN_VALID)
-				cleared++;
+				n++;
 			chunk->pfns[i] = 0;
 		}
+		if (n && sodp_chunk_empty(chunk)) {
+			umem->reclaim_first = min(umem->reclaim_first, ci);
+			umem->reclaim_end = max(umem->reclaim_end, ci + 1);
+		}
+		cleared += n;
 	}
 	umem->npages_mirrored -= cleared;
 	return cleared;
@@ -231,6 +255,34 @@ void sodp_table_free_chunk(struct sodp_umem *umem, unsigned long ci)
 	spin_lock_bh(&umem->lock);
 	spin_unlock_bh(&umem->lock);
 	kfree(chunk);
+	atomic64_dec(&sodp_table_chunks);
+}
+
+/**
+ * sodp_table_chunk_idle() - is no page of a chunk mirrored?
+ * @umem: the umem
+ * @ci: chunk index
+ *
+ * Only a fault publishes entries, so the answer holds until the caller
+ * drops umem->fault_mutex.
+ *
+ * Context: process context, holds umem->fault_mutex. Takes umem->lock.
+ * Return: true if the chunk does not exist or has no valid entry.
+ */
+bool sodp_table_chunk_idle(struct sodp_umem *umem, unsigned long ci)
+{
+	struct sodp_chunk *chunk;
+	bool idle;
+
+	lockdep_assert_held(&umem->fault_mutex);
+
+	chunk = xa_load(&umem->chunks, ci);
+	if (!chunk)
+		return true;
+	spin_lock_bh(&umem->lock);
+	idle = sodp_chunk_empty(chunk);
+	spin_unlock_bh(&umem->lock);
+	return idle;
 }
 
 /**
@@ -244,7 +296,9 @@ void sodp_table_destroy(struct sodp_umem *umem)
 	struct sodp_chunk *chunk;
 	unsigned long ci;
 
-	xa_for_each(&umem->chunks, ci, chunk)
+	xa_for_each(&umem->chunks, ci, chunk) {
 		kfree(chunk);
+		atomic64_dec(&sodp_table_chunks);
+	}
 	xa_destroy(&umem->chunks);
 }

@@ -59,17 +59,15 @@ static bool sodp_mirror_invalidate(struct mmu_interval_notifier *mni,
 	mmu_interval_set_seq(mni, cur_seq);
 	npages = sodp_table_clear_locked(umem, first, last);
 	nrecalled = sodp_cache_recall_locked(umem, first, last, &recalled);
-	if (mirror != &umem->mirror && range->event == MMU_NOTIFY_UNMAP &&
-	    range->start <= mirror->start && range->end >= mirror->end) {
-		mirror->unmapped = true;
-		reclaim = true;
-	}
+	/* Chunks the clear emptied, see sodp_table_clear_locked(). */
+	reclaim = npages && umem->reclaim_first < umem->reclaim_end;
 	spin_unlock_bh(&umem->lock);
 
 	/* Non-blockable: nothing of the range is in flight, no wait. */
 	nwaited = sodp_cache_release_list(umem, &recalled, blockable);
 	if (reclaim)
-		queue_work(sodp_wq, &umem->reclaim_work);
+		queue_delayed_work(sodp_wq, &umem->reclaim_work,
+				   sodp_param_idle_jiffies());
 
 	sodp_count(umem, SODP_CNT_INVALIDATIONS, 1);
 	sodp_count(umem, SODP_CNT_PAGES_INVALIDATED, npages);
@@ -186,7 +184,8 @@ struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 	spin_lock_init(&umem->lock);
 	xa_init(&umem->chunks);
 	xa_init(&umem->children);
-	INIT_WORK(&umem->reclaim_work, sodp_implicit_reclaim_work);
+	umem->reclaim_first = ULONG_MAX;
+	INIT_DELAYED_WORK(&umem->reclaim_work, sodp_umem_reclaim_work);
 
 	umem->cnt = alloc_percpu(struct sodp_pcpu_counters);
 	if (!umem->cnt) {
@@ -333,7 +332,7 @@ void sodp_umem_release(struct sodp_umem *umem)
 	else
 		mmu_interval_notifier_remove(&umem->mirror.mni);
 	/* No callback runs from here on, so nothing requeues the works. */
-	cancel_work_sync(&umem->reclaim_work);
+	cancel_delayed_work_sync(&umem->reclaim_work);
 	cancel_delayed_work_sync(&umem->age_work);
 
 	sodp_cache_destroy(umem);
