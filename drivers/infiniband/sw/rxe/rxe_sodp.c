@@ -63,7 +63,9 @@ bool rxe_sodp_wants_mr(struct rxe_dev *rxe, int access)
  * With sodp.pin_mode=auto, memory that long-term pinning refuses (FS-DAX
  * files: -EOPNOTSUPP, writable shared file mappings: -EFAULT) is served by
  * sodp instead; rxe_sodp_mr_init_user() still fails with -EFAULT if the
- * range is not mapped with the needed permission.
+ * range is not mapped with the needed permission. -EFAULT also means memory
+ * that is off limits (secretmem, VM_IO/VM_PFNMAP): sodp's own registration
+ * refuses that with -EFAULT, so the fallback never serves it.
  *
  * Context: process context.
  * Return: true if the registration should be retried through sodp.
