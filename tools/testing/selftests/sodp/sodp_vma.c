@@ -65,6 +65,9 @@ int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
 #define SENTINEL	0x5a	/* every byte of the buffers a peer sees */
 #define ODP_RW		(SODP_ACCESS_RW | IBV_ACCESS_ON_DEMAND)
 #define PIN_MODE_PATH	"/sys/module/sodp/parameters/pin_mode"
+/* IB_UVERBS_ACCESS_FLUSH_PERSISTENT; rdma-core 44 has no name for it. */
+#define ACCESS_FLUSH_PERSISTENT	0x200
+#define FETH_RANGE_PERSISTENT	0x02	/* selectivity range, type persistent */
 
 /* The first byte of @buf that is not @val. */
 #define ASSERT_BYTES(buf, len, val) do {				\
@@ -590,6 +593,95 @@ TEST_F_TIMEOUT(vma, shadow_stack_write, CASE_TIMEOUT)
 	sodp_pair_destroy(&c->pair);
 	EXPECT_EQ(0, memcmp(copy, c->mem, c->len));
 	free(copy);
+}
+
+/* The device's hw counter @name (port 1), -1 if there is none. */
+static long hw_counter(struct vma_ctx *c, const char *name)
+{
+	char path[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/class/infiniband/%s/ports/1/hw_counters/%s",
+		 c->dev.name, name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/*
+ * A FLUSH with persistent placement into an ODP MR over DRAM: upstream rxe
+ * refuses an MR with IB_ACCESS_FLUSH_PERSISTENT unless its pages are
+ * persistent memory, so a peer is never told that DRAM is persistent.
+ * Through sodp the MR registers (its pages are only known at fault time),
+ * so the FLUSH itself must fail: the responder NAKs it and its QP goes to
+ * the error state, instead of acknowledging it and staying in RTS. The
+ * FLUSH is injected from the veth peer (rdma-core 44 cannot post one);
+ * the responder's sent_pkts counter tells when it has answered.
+ */
+TEST_F_TIMEOUT(vma, flush_persistent_dram, CASE_TIMEOUT)
+{
+	struct vma_ctx *c = &self->c;
+	const char *why = odp_missing(c, false);
+	struct ibv_qp_init_attr init;
+	struct ibv_qp_attr attr = {};
+	long sent, deadline;
+	int ret;
+
+	if (c->dev.iwarp)
+		SKIP(return, "%s: iWARP has no FLUSH", c->dev.name);
+	if (why)
+		SKIP(return, "%s", why);
+	c->mem = sodp_map_anon(c->len);
+	ASSERT_NE(NULL, c->mem);
+	c->mem_len = c->len;
+	sodp_pattern_fill(c->mem, c->len, c->seed, 0);
+	c->mr = sodp_mr_reg(&c->dev, c->mem, c->len,
+			    ODP_RW | ACCESS_FLUSH_PERSISTENT);
+	if (!c->mr) {
+		TH_LOG("ODP MR with FLUSH_PERSISTENT over DRAM refused: %s",
+		       strerror(errno));
+		return;
+	}
+
+	connect_fresh(_metadata, c);
+	attr.qp_access_flags = IBV_ACCESS_REMOTE_WRITE |
+			       IBV_ACCESS_REMOTE_READ |
+			       IBV_ACCESS_REMOTE_ATOMIC |
+			       ACCESS_FLUSH_PERSISTENT;
+	ASSERT_EQ(0, ibv_modify_qp(c->pair.srv.qp, &attr,
+				   IBV_QP_ACCESS_FLAGS));
+	/* The PSN the server expects next: the client's next request's. */
+	ASSERT_EQ(0, ibv_query_qp(c->pair.cli.qp, &attr, IBV_QP_SQ_PSN,
+				  &init));
+	sent = hw_counter(c, "sent_pkts");
+	ASSERT_LE(0, sent);
+	ret = sodp_inject_flush_request(&c->pair, attr.sq_psn,
+					FETH_RANGE_PERSISTENT,
+					(uintptr_t)c->mem, c->mr->rkey,
+					c->len);
+	if (ret == -ENODEV)
+		SKIP(return, "%s: no veth peer to send from", c->dev.ifname);
+	ASSERT_EQ(0, ret);
+
+	/* Bounded wait for the answer (ACK or NAK), not a speed check. */
+	deadline = c->dev.timeout_ms;
+	while (hw_counter(c, "sent_pkts") <= sent && deadline-- > 0)
+		usleep(1000);
+	ASSERT_LT(sent, hw_counter(c, "sent_pkts"))
+		TH_LOG("%s did not answer the FLUSH", c->dev.name);
+	ASSERT_EQ(0, ibv_query_qp(c->pair.srv.qp, &attr, IBV_QP_STATE,
+				  &init));
+	if (attr.qp_state != IBV_QPS_ERR)
+		TH_LOG("FLUSH(persistent) of DRAM accepted: server QP state %d",
+		       attr.qp_state);
+	ASSERT_EQ(IBV_QPS_ERR, (int)attr.qp_state);
+	ASSERT_PATTERN(c->mem, c->len, c->seed);
 }
 
 TEST_HARNESS_MAIN
