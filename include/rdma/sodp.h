@@ -13,8 +13,9 @@
  *   0        success
  *   -EFAULT  the range cannot be faulted with the needed permission: not
  *            mapped, a write to memory the process cannot write (or a write
- *            to a umem registered without write access), VM_IO/VM_PFNMAP,
- *            or the process address space is gone
+ *            to a umem registered without write access), memory sodp
+ *            refuses as GUP does (VM_IO/VM_PFNMAP, secretmem, a write to
+ *            a shadow stack), or the process address space is gone
  *   -EAGAIN  only with SODP_NOFAULT: a page is not resident in the mirror;
  *            retry from sleepable context without SODP_NOFAULT
  *   -ERANGE  [va, va + len) overflows or is not inside the umem

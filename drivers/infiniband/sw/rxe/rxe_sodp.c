@@ -9,6 +9,7 @@
  * All of them run in rxe's work queue, so they may sleep and fault.
  */
 
+#include <linux/ioport.h>
 #include <linux/libnvdimm.h>
 #include <linux/sched/mm.h>
 #include <rdma/ib_verbs.h>
@@ -63,7 +64,9 @@ bool rxe_sodp_wants_mr(struct rxe_dev *rxe, int access)
  * With sodp.pin_mode=auto, memory that long-term pinning refuses (FS-DAX
  * files: -EOPNOTSUPP, writable shared file mappings: -EFAULT) is served by
  * sodp instead; rxe_sodp_mr_init_user() still fails with -EFAULT if the
- * range is not mapped with the needed permission.
+ * range is not mapped with the needed permission. -EFAULT also means memory
+ * that is off limits (secretmem, VM_IO/VM_PFNMAP): sodp's own registration
+ * refuses that with -EFAULT, so the fallback never serves it.
  *
  * Context: process context.
  * Return: true if the registration should be retried through sodp.
@@ -320,18 +323,34 @@ int rxe_sodp_mr_atomic_write(struct rxe_mr *mr, u64 iova, u64 value)
 	return 0;
 }
 
+/* Is @page persistent memory, as the resource tree describes it? */
+static bool rxe_sodp_page_persistent(struct page *page)
+{
+	int hit = region_intersects(page_to_phys(page), PAGE_SIZE,
+				    IORESOURCE_MEM,
+				    IORES_DESC_PERSISTENT_MEMORY);
+
+	return hit == REGION_INTERSECTS;
+}
+
 /**
- * rxe_sodp_mr_flush() - write back the CPU caches over a range of a sodp MR
+ * rxe_sodp_mr_flush() - make a range of a sodp MR persistent
  * @mr: the MR
  * @iova: first byte in the MR's iova space
  * @length: bytes to flush
  *
- * Pages that are not resident have nothing in the CPU caches, but a FLUSH
- * must still fail on memory the process cannot access, so the range is
- * faulted like a read.
+ * The FLUSH with persistence placement (rxe_flush_pmem_iova()). Pages that
+ * are not resident have nothing in the CPU caches, but a FLUSH must still
+ * fail on memory the process cannot access, so the range is faulted like a
+ * read. A pinned MR with IB_ACCESS_FLUSH_PERSISTENT is refused at
+ * registration unless every page is persistent memory; a sodp MR's pages
+ * are only known when they are faulted, so each page is checked here and
+ * a range that is not all persistent memory fails, instead of claiming
+ * persistence for DRAM.
  *
  * Context: sleepable (rxe's work queue).
- * Return: 0 or a negative errno.
+ * Return: 0, -EFAULT for memory the process cannot access or that is not
+ * persistent memory, or another negative errno.
  */
 int rxe_sodp_mr_flush(struct rxe_mr *mr, u64 iova, unsigned int length)
 {
@@ -353,6 +372,11 @@ int rxe_sodp_mr_flush(struct rxe_mr *mr, u64 iova, unsigned int length)
 					     &kaddr);
 		if (err)
 			return err;
+		/* rxe needs INFINIBAND_VIRT_DMA: no highmem, kaddr is linear. */
+		if (!rxe_sodp_page_persistent(virt_to_page(kaddr))) {
+			sodp_umem_access_end(&acc);
+			return -EFAULT;
+		}
 		arch_wb_cache_pmem(kaddr, bytes);
 		sodp_umem_access_end(&acc);
 

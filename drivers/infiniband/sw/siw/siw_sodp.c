@@ -108,8 +108,10 @@ bool siw_sodp_wants_mr(int access)
  *
  * With sodp.pin_mode=auto, memory that long-term pinning refuses (FS-DAX
  * files: -EOPNOTSUPP, writable shared file mappings: -EFAULT) is served by
- * sodp instead; siw_sodp_umem_get() still fails with -EFAULT if the range
- * is not mapped with the needed permission.
+ * sodp instead; siw_sodp_umem_get() still fails with -EFAULT if the
+ * range is not mapped with the needed permission. -EFAULT also means memory
+ * that is off limits (secretmem, VM_IO/VM_PFNMAP): sodp's own registration
+ * refuses that with -EFAULT, so the fallback never serves it.
  *
  * Context: process context.
  * Return: true if the registration should be retried through sodp.

@@ -7,10 +7,12 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/fs.h>
 #include <linux/jiffies.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <uapi/linux/magic.h>
 
 #include "sodp_priv.h"
 #include "sodp_trace.h"
@@ -18,7 +20,8 @@
 /**
  * struct sodp_fault_req - one hmm_range_fault() request
  * @first: first page number to fault
- * @end: end page number (exclusive)
+ * @end: end page number (exclusive); a prefetch is cut short at the first
+ *	VMA that needs a request of its own (see sodp_fault_clip_prefetch())
  * @need: page that must be covered: the range is clipped to its VMA;
  *	ULONG_MAX for no clipping (prefetch)
  * @hmm_flags: HMM_PFN_REQ_* flags of every page
@@ -26,6 +29,8 @@
  *	@hmm_flags
  * @pfns: output array, at least @end - @first entries
  * @published: out: pages newly published into the mirror table
+ * @no_write: the range lies in a VMA whose pages must not be mirrored
+ *	writable, whatever the PTEs say (a shadow stack)
  */
 struct sodp_fault_req {
 	unsigned long first;
@@ -35,27 +40,129 @@ struct sodp_fault_req {
 	unsigned long need_flags;
 	unsigned long *pfns;
 	unsigned long published;
+	bool no_write;
 };
 
-/* Clip the request to the VMA of the needed page. */
+/*
+ * secretmem files live on their own pseudo filesystem. vma_is_secretmem()
+ * is not exported to modules, but the filesystem magic is uapi.
+ */
+static bool sodp_vma_is_secretmem(struct vm_area_struct *vma)
+{
+	return IS_ENABLED(CONFIG_SECRETMEM) && vma->vm_file &&
+	       file_inode(vma->vm_file)->i_sb->s_magic == SECRETMEM_MAGIC;
+}
+
+/**
+ * sodp_vma_vet() - may sodp mirror the pages of a VMA?
+ * @vma: the VMA
+ * @write: the access writes
+ *
+ * hmm_range_fault() mirrors what the CPU could reach; get_user_pages()
+ * refuses more (check_vma_flags()). sodp applies the rules that hold
+ * without a pin:
+ * - VM_IO | VM_PFNMAP: no struct page to copy through, or device memory
+ *   (hmm_range_fault() refuses these too, but a snapshot must not try);
+ * - secretmem: its pages are not in the kernel's direct map, copying
+ *   through one oopses, and the secret must not leave the process;
+ * - a shadow stack: its PTEs look writable, but nothing but the CPU's
+ *   call and return may write it (GUP: only with FOLL_FORCE). Reads are
+ *   allowed, the pages are mirrored read-only.
+ * What FOLL_LONGTERM adds (FS-DAX, writable file mappings) is exactly
+ * what sodp serves without a pin. Protection keys are not checked: the
+ * accesses are made by kernel threads for a peer, GUP's FOLL_REMOTE case.
+ *
+ * Context: holds the mmap_lock of the VMA's mm.
+ * Return: SODP_VMA_OK, SODP_VMA_READ_ONLY (mirror without write
+ * permission) or SODP_VMA_REFUSED.
+ */
+enum sodp_vma_verdict sodp_vma_vet(struct vm_area_struct *vma, bool write)
+{
+	mmap_assert_locked(vma->vm_mm);
+
+	if (vma->vm_flags & (VM_IO | VM_PFNMAP))
+		return SODP_VMA_REFUSED;
+	if (sodp_vma_is_secretmem(vma))
+		return SODP_VMA_REFUSED;
+	if (vma->vm_flags & VM_SHADOW_STACK)
+		return write ? SODP_VMA_REFUSED : SODP_VMA_READ_ONLY;
+	return SODP_VMA_OK;
+}
+
+/*
+ * A prefetch may span VMAs: it stops before the first one that is not
+ * SODP_VMA_OK (the next request starts there), and a request that starts
+ * in such a VMA covers that VMA alone, read-only, or fails with -EFAULT.
+ * Holes are left to hmm_range_fault().
+ */
+static int sodp_fault_clip_prefetch(struct mm_struct *mm,
+				    struct sodp_fault_req *req,
+				    struct hmm_range *range, bool write)
+{
+	VMA_ITERATOR(vmi, mm, range->start);
+	struct vm_area_struct *vma;
+
+	for_each_vma_range(vmi, vma, range->end) {
+		enum sodp_vma_verdict v = sodp_vma_vet(vma, write);
+
+		if (v == SODP_VMA_OK)
+			continue;
+		if (vma->vm_start <= range->start && v == SODP_VMA_REFUSED)
+			return -EFAULT;
+		if (vma->vm_start > range->start) {
+			range->end = vma->vm_start;
+		} else {
+			range->end = min(range->end, vma->vm_end);
+			req->no_write = true;
+		}
+		req->end = range->end >> PAGE_SHIFT;
+		break;
+	}
+	return 0;
+}
+
+/*
+ * Clip the request to the VMA of the needed page (a prefetch: to VMAs
+ * that may be mirrored alike), refusing memory sodp must not mirror.
+ */
 static int sodp_fault_clip(struct mm_struct *mm, struct sodp_fault_req *req,
 			   struct hmm_range *range)
 {
+	bool write = req->hmm_flags & HMM_PFN_REQ_WRITE;
 	struct vm_area_struct *vma;
 
 	mmap_assert_locked(mm);
 
 	range->start = req->first << PAGE_SHIFT;
 	range->end = req->end << PAGE_SHIFT;
+	req->no_write = false;
 	if (req->need == ULONG_MAX)
-		return 0;
+		return sodp_fault_clip_prefetch(mm, req, range, write);
 
 	vma = vma_lookup(mm, req->need << PAGE_SHIFT);
 	if (!vma)
 		return -EFAULT;
+	switch (sodp_vma_vet(vma, write)) {
+	case SODP_VMA_REFUSED:
+		return -EFAULT;
+	case SODP_VMA_READ_ONLY:
+		req->no_write = true;
+		break;
+	case SODP_VMA_OK:
+		break;
+	}
 	range->start = max(range->start, vma->vm_start);
 	range->end = min(range->end, vma->vm_end);
 	return 0;
+}
+
+/* Take write permission from what hmm_range_fault() reported. */
+static void sodp_fault_strip_write(struct hmm_range *range)
+{
+	unsigned long i, n = (range->end - range->start) >> PAGE_SHIFT;
+
+	for (i = 0; i < n; i++)
+		range->hmm_pfns[i] &= ~HMM_PFN_WRITE;
 }
 
 /*
@@ -120,6 +227,8 @@ static int sodp_range_fault_locked(struct sodp_umem *umem,
 			continue;
 		if (ret)
 			return ret;
+		if (req->no_write)
+			sodp_fault_strip_write(&range);
 
 		/* The lock the invalidate callback takes, see hmm.rst. */
 		spin_lock_bh(&umem->lock);
@@ -233,15 +342,20 @@ out_free_pfns:
 /*
  * SODP_PREFETCH_NO_FAULT: skip to the first mapped page at or after @pgidx,
  * so a sparse range does not get mirror chunks or implicit children for
- * holes. ULONG_MAX when nothing is mapped above.
+ * holes. VMAs sodp refuses count as holes (a snapshot has nothing to
+ * report there; a faulting prefetch fails with -EFAULT instead). ULONG_MAX
+ * when nothing is mapped above.
  */
 static unsigned long sodp_prefetch_skip_hole(struct mm_struct *mm,
 					     unsigned long pgidx)
 {
+	VMA_ITERATOR(vmi, mm, pgidx << PAGE_SHIFT);
 	struct vm_area_struct *vma;
 
 	mmap_read_lock(mm);
-	vma = find_vma(mm, pgidx << PAGE_SHIFT);
+	for_each_vma(vmi, vma)
+		if (sodp_vma_vet(vma, false) != SODP_VMA_REFUSED)
+			break;
 	if (!vma)
 		pgidx = ULONG_MAX;
 	else

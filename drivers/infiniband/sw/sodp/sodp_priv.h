@@ -286,6 +286,14 @@ void sodp_cache_trim(struct sodp_umem *umem, bool all);
 void sodp_cache_age_work(struct work_struct *work);
 
 /* sodp_fault.c */
+/* What sodp_vma_vet() allows for the pages of a VMA. */
+enum sodp_vma_verdict {
+	SODP_VMA_OK,
+	SODP_VMA_READ_ONLY,
+	SODP_VMA_REFUSED,
+};
+
+enum sodp_vma_verdict sodp_vma_vet(struct vm_area_struct *vma, bool write);
 int sodp_fault_page(struct sodp_umem *umem, unsigned long pgidx, bool write);
 
 /* sodp_implicit.c */

@@ -126,6 +126,38 @@ static int sodp_umem_insert_mirror(struct sodp_umem *umem)
 	return ret;
 }
 
+/*
+ * Refuse a registration over memory that every access would be refused
+ * (sodp_vma_vet()), as pinning would. Unmapped parts are fine, as for any
+ * ODP MR: memory may be mapped there later, and every fault vets its VMA
+ * again, so this is only the early answer, not the guard.
+ */
+static int sodp_umem_vet_range(struct mm_struct *mm, u64 start, u64 end,
+			       bool write)
+{
+	VMA_ITERATOR(vmi, mm, start);
+	struct vm_area_struct *vma;
+	int ret = 0;
+
+	/* Pairs with mmput() below. */
+	if (!mmget_not_zero(mm))
+		return -EFAULT;
+	if (mmap_read_lock_killable(mm)) {
+		ret = -EINTR;
+		goto out_put;
+	}
+	for_each_vma_range(vmi, vma, end) {
+		if (sodp_vma_vet(vma, write) == SODP_VMA_REFUSED) {
+			ret = -EFAULT;
+			break;
+		}
+	}
+	mmap_read_unlock(mm);
+out_put:
+	mmput(mm);
+	return ret;
+}
+
 /**
  * sodp_umem_get() - mirror a virtual address range of a process
  * @mm: the address space, usually current->mm
@@ -141,10 +173,15 @@ static int sodp_umem_insert_mirror(struct sodp_umem *umem)
  * (mmgrab), not on its address space: after the process exits, accesses
  * fail with -EFAULT.
  *
- * Context: process context. May sleep.
+ * An explicit range that maps memory sodp refuses (secretmem, VM_IO or
+ * VM_PFNMAP, a shadow stack for a writable umem; see sodp_vma_vet()) is
+ * refused; unmapped parts are not, and every fault vets its VMA again.
+ *
+ * Context: process context. May sleep. Takes @mm's mmap_lock.
  * Return: the umem or ERR_PTR(): -EINVAL (bad flags, empty range, range
  * overflowing or leaving the user address space, as ib_umem_get()),
- * -EFAULT (@mm has no users left), -ENOMEM.
+ * -EFAULT (@mm has no users left, or the range maps memory sodp refuses),
+ * -EINTR (killed while waiting for the mmap_lock), -ENOMEM.
  */
 struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 				int access, unsigned int flags)
@@ -168,6 +205,10 @@ struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 		if (check_add_overflow(start, length, &end) ||
 		    end > mm->task_size)
 			return ERR_PTR(-EINVAL);
+		ret = sodp_umem_vet_range(mm, start, end,
+					  ib_access_writable(access));
+		if (ret)
+			return ERR_PTR(ret);
 	}
 
 	umem = kzalloc(sizeof(*umem), GFP_KERNEL);

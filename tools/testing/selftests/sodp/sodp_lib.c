@@ -1054,29 +1054,40 @@ static uint16_t sodp_ip_csum(const uint8_t *p, size_t len)
 
 #define SODP_ROCE_PORT		4791
 #define SODP_OP_RC_READ_REQ	0x0c	/* BTH opcode: RC RDMA READ request */
+#define SODP_OP_RC_FLUSH	0x1c	/* BTH opcode: RC FLUSH */
 
 /*
- * The RoCE v2 frame of an RC RDMA READ request from the device's address to
- * itself, as rxe sends it: Ethernet, IPv4, UDP, BTH, RETH, ICRC.
+ * The RoCE v2 frame of an RC request with a RETH from the device's address
+ * to itself, as rxe sends it: Ethernet, IPv4, UDP, BTH, [FETH,] RETH, ICRC.
+ * @ext holds the FETH (FLUSH only) and the RETH, @ext_len their size; the
+ * ICRC follows them.
  */
 struct sodp_read_frame {
 	uint8_t eth[14];
 	uint8_t ip[20];
 	uint8_t udp[8];
 	uint8_t bth[12];
-	uint8_t reth[16];
-	uint8_t icrc[4];
+	uint8_t ext[4 + 16 + 4];
+	size_t ext_len;
 };
 
 static void sodp_read_frame_build(struct sodp_read_frame *f,
-				  const struct in_addr *addr, uint32_t qpn,
-				  uint32_t psn, uint64_t va, uint32_t rkey,
-				  uint32_t len)
+				  const struct in_addr *addr, uint8_t opcode,
+				  uint32_t qpn, uint32_t psn, int64_t feth,
+				  uint64_t va, uint32_t rkey, uint32_t len)
 {
-	size_t iplen = sizeof(*f) - sizeof(f->eth);
+	uint8_t *reth = f->ext + (feth >= 0 ? 4 : 0);
+	size_t iplen;
 	/* The ICRC skips an LRH (8 bytes of 1s) and the variant fields. */
 	uint8_t masked[8 + sizeof(f->ip) + sizeof(f->udp) + sizeof(f->bth)];
+	uint8_t *icrc;
 	uint32_t crc;
+
+	f->ext_len = (reth - f->ext) + 16;
+	iplen = sizeof(f->ip) + sizeof(f->udp) + sizeof(f->bth) +
+		f->ext_len + 4;
+	if (feth >= 0)
+		sodp_put_be(f->ext, feth, 4);
 
 	f->eth[12] = 0x08;			/* ETH_P_IP */
 	f->ip[0] = 0x45;			/* IPv4, 20 byte header */
@@ -1090,14 +1101,14 @@ static void sodp_read_frame_build(struct sodp_read_frame *f,
 	sodp_put_be(&f->udp[0], 0xc000, 2);
 	sodp_put_be(&f->udp[2], SODP_ROCE_PORT, 2);
 	sodp_put_be(&f->udp[4], iplen - sizeof(f->ip), 2);
-	f->bth[0] = SODP_OP_RC_READ_REQ;
+	f->bth[0] = opcode;
 	sodp_put_be(&f->bth[2], 0xffff, 2);	/* default P_Key */
 	sodp_put_be(&f->bth[5], qpn, 3);
 	f->bth[8] = 0x80;			/* AckReq */
 	sodp_put_be(&f->bth[9], psn, 3);
-	sodp_put_be(&f->reth[0], va, 8);
-	sodp_put_be(&f->reth[8], rkey, 4);
-	sodp_put_be(&f->reth[12], len, 4);
+	sodp_put_be(&reth[0], va, 8);
+	sodp_put_be(&reth[8], rkey, 4);
+	sodp_put_be(&reth[12], len, 4);
 
 	memset(masked, 0xff, 8);
 	memcpy(masked + 8, f->ip, sizeof(masked) - 8);
@@ -1109,12 +1120,25 @@ static void sodp_read_frame_build(struct sodp_read_frame *f,
 	masked[8 + 27] = 0xff;
 	masked[8 + 28 + 4] = 0xff;		/* BTH reserved byte */
 	crc = sodp_crc32(0xffffffff, masked, sizeof(masked));
-	crc = ~sodp_crc32(crc, f->reth, sizeof(f->reth));
-	f->icrc[0] = crc;			/* little endian, as rxe */
-	f->icrc[1] = crc >> 8;
-	f->icrc[2] = crc >> 16;
-	f->icrc[3] = crc >> 24;
+	crc = sodp_crc32(crc, f->ext, f->ext_len);
+	/*
+	 * rxe's opcode table gives FLUSH no payload offset, so its sender and
+	 * receiver both run the ICRC over BTH, FETH and RETH once more, as
+	 * the "payload" (unmasked).
+	 */
+	if (opcode == SODP_OP_RC_FLUSH)
+		crc = sodp_crc32(crc, f->bth, sizeof(f->bth) + f->ext_len);
+	crc = ~crc;
+	icrc = f->ext + f->ext_len;
+	icrc[0] = crc;				/* little endian, as rxe */
+	icrc[1] = crc >> 8;
+	icrc[2] = crc >> 16;
+	icrc[3] = crc >> 24;
 }
+
+static int sodp_inject_request(struct sodp_pair *pair, uint8_t opcode,
+			       uint32_t psn, int64_t feth, uint64_t va,
+			       uint32_t rkey, uint32_t len);
 
 /**
  * sodp_inject_read_request() - deliver an RC RDMA READ request from the wire
@@ -1140,6 +1164,36 @@ static void sodp_read_frame_build(struct sodp_read_frame *f,
 int sodp_inject_read_request(struct sodp_pair *pair, uint32_t psn,
 			     uint64_t va, uint32_t rkey, uint32_t len)
 {
+	return sodp_inject_request(pair, SODP_OP_RC_READ_REQ, psn, -1, va,
+				   rkey, len);
+}
+
+/**
+ * sodp_inject_flush_request() - deliver an RC FLUSH request from the wire
+ * @pair: as for sodp_inject_read_request()
+ * @psn: PSN of the request
+ * @feth: the FETH: selectivity level << 4 | placement type (IBA 9.7.8)
+ * @va: remote address (RETH)
+ * @rkey: R_Key (RETH)
+ * @len: length (RETH)
+ *
+ * rdma-core 44 has no FLUSH work request; this sends the request the
+ * client QP would send, as sodp_inject_read_request() does for a READ.
+ *
+ * Return: as sodp_inject_read_request().
+ */
+int sodp_inject_flush_request(struct sodp_pair *pair, uint32_t psn,
+			      uint32_t feth, uint64_t va, uint32_t rkey,
+			      uint32_t len)
+{
+	return sodp_inject_request(pair, SODP_OP_RC_FLUSH, psn, feth, va,
+				   rkey, len);
+}
+
+static int sodp_inject_request(struct sodp_pair *pair, uint8_t opcode,
+			       uint32_t psn, int64_t feth, uint64_t va,
+			       uint32_t rkey, uint32_t len)
+{
 	struct sodp_dev *dev = pair->dev;
 	char peer[IF_NAMESIZE], rcvd[256];
 	char knob[3][128];
@@ -1148,6 +1202,7 @@ int sodp_inject_read_request(struct sodp_pair *pair, uint32_t psn,
 	struct sockaddr_ll sll = {};
 	uint64_t deadline;
 	int fd, i, ret;
+	size_t flen;
 
 	if (!dev->ifname[0] || sodp_veth_peer(dev->ifname, peer))
 		return -ENODEV;
@@ -1162,8 +1217,9 @@ int sodp_inject_read_request(struct sodp_pair *pair, uint32_t psn,
 		ret = sodp_read_mac(peer, &f.eth[6]);
 	if (ret)
 		return ret;
-	sodp_read_frame_build(&f, &dev->addr.sin_addr, pair->srv.qp->qp_num,
-			      psn, va, rkey, len);
+	sodp_read_frame_build(&f, &dev->addr.sin_addr, opcode,
+			      pair->srv.qp->qp_num, psn, feth, va, rkey, len);
+	flen = offsetof(struct sodp_read_frame, ext) + f.ext_len + 4;
 
 	snprintf(knob[0], sizeof(knob[0]),
 		 "/proc/sys/net/ipv4/conf/%s/accept_local", dev->ifname);
@@ -1187,8 +1243,8 @@ int sodp_inject_read_request(struct sodp_pair *pair, uint32_t psn,
 	sll.sll_ifindex = if_nametoindex(peer);
 	sll.sll_halen = 6;
 	memcpy(sll.sll_addr, f.eth, 6);
-	if (sendto(fd, &f, sizeof(f), 0, (struct sockaddr *)&sll,
-		   sizeof(sll)) != sizeof(f)) {
+	if (sendto(fd, &f, flen, 0, (struct sockaddr *)&sll,
+		   sizeof(sll)) != (ssize_t)flen) {
 		ret = -errno;
 		sodp_err("sendto(%s): %s", peer, strerror(errno));
 	}

@@ -168,6 +168,9 @@ int sodp_post_srq_recv(struct ibv_srq *srq, uint64_t wr_id, void *addr,
 int sodp_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms);
 int sodp_inject_read_request(struct sodp_pair *pair, uint32_t psn,
 			     uint64_t va, uint32_t rkey, uint32_t len);
+int sodp_inject_flush_request(struct sodp_pair *pair, uint32_t psn,
+			      uint32_t feth, uint64_t va, uint32_t rkey,
+			      uint32_t len);
 
 int sodp_ud_create(struct sodp_dev *dev, struct sodp_ud *ud);
 void sodp_ud_destroy(struct sodp_ud *ud);
