@@ -20,6 +20,7 @@ struct sodp_umem;
 struct siw_mem;
 struct siw_qp;
 struct siw_rx_stream;
+struct siw_wqe;
 struct uverbs_attr_bundle;
 
 /**
@@ -80,6 +81,7 @@ void siw_sodp_mem_free(struct siw_mem *mem);
 void siw_sodp_qp_init(struct siw_qp *qp);
 void siw_sodp_qp_destroy(struct siw_qp *qp);
 
+bool siw_sodp_wqe_uses_sodp(struct siw_wqe *wqe);
 int siw_sodp_tx_copy(struct siw_qp *qp, struct siw_mem *mem, u64 va,
 		     void *dst, unsigned int len);
 struct page *siw_sodp_tx_get_page(struct siw_qp *qp, struct siw_mem *mem,
