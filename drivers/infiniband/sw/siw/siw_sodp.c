@@ -444,10 +444,8 @@ static void siw_sodp_rx_work(struct work_struct *work)
 		 * -ENOMEM) is retried by the next miss, which the retry
 		 * bound of siw_sodp_rx_defer() limits.
 		 */
-		if (err == -EFAULT || err == -ERANGE) {
-			sq->rx_fail_va = sq->rx_va & PAGE_MASK;
-			sq->rx_failed = true;
-		}
+		sq->rx_failed = err == -EFAULT || err == -ERANGE;
+		sq->rx_fail_va = sq->rx_va & PAGE_MASK;
 		sq->rx_faulted = true;
 	}
 
@@ -494,8 +492,19 @@ static int siw_sodp_rx_defer(struct siw_qp *qp, struct siw_mem *mem, u64 va)
 	u64 page = va & PAGE_MASK;
 	struct sock *sk;
 
-	if (sq->rx_failed && sq->rx_fail_va == page)
-		return -EACCES;
+	/*
+	 * The deferral that just resumed us could not fault this page: fail
+	 * the access instead of faulting it again. That verdict is about
+	 * that one fault; it is dropped here, whatever the page, and by any
+	 * byte placed (siw_sodp_rx_mem()), so a later miss at the address
+	 * (the page made writable since, evicted, a new MR there) faults
+	 * afresh.
+	 */
+	if (sq->rx_failed) {
+		sq->rx_failed = false;
+		if (sq->rx_fail_va == page)
+			return -EACCES;
+	}
 
 	if (page == sq->rx_last_va && sq->rx_bytes == sq->rx_last_bytes) {
 		if (++sq->rx_retries > SIW_SODP_RX_MAX_RETRIES) {
@@ -590,6 +599,8 @@ int siw_sodp_rx_mem(struct siw_rx_stream *srx, struct siw_mem *mem, u64 va,
 	srx->skb_copied += copied;
 	srx->skb_new -= copied;
 	qp->sodp.rx_bytes += copied;
+	if (copied)
+		qp->sodp.rx_failed = false;
 
 	if (skb_err)
 		return -EFAULT;

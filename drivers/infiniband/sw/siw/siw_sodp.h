@@ -33,12 +33,13 @@ struct uverbs_attr_bundle;
  * @rx_bytes: bytes placed into sodp MRs by this QP, to tell progress
  * @rx_last_va: page of the previous miss
  * @rx_last_bytes: @rx_bytes at the previous miss
- * @rx_fail_va: page that could not be faulted (valid if @rx_failed)
+ * @rx_fail_va: page of the last deferred fault (valid if @rx_failed)
  * @rx_retries: consecutive misses of @rx_last_va without progress
  * @rx_deferred: a deferral is pending; the receive path consumes nothing
  * @rx_faulted: the pending deferral has done its fault
- * @rx_failed: the fault of @rx_fail_va failed: the next access of that
- *	page terminates the QP
+ * @rx_failed: the last deferred fault, of @rx_fail_va, failed: if the
+ *	resumed receive misses that page again, the QP is terminated.
+ *	Cleared by the next miss, whatever its page, and by any byte placed
  *
  * The rx_* fields are written by the receive path, which runs under the
  * socket lock (softirq with the socket spinlock, or a lock_sock() owner),

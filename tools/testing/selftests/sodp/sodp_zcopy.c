@@ -17,6 +17,9 @@
  * in a reported failure, not a hung test. rxe has no TCP: the punch case
  * runs without tc there, the retransmit case is siw only.
  *
+ * The last case is about siw's receive deferral remembering a failed fault
+ * (see write_after_readonly()). It needs no DAX.
+ *
  * Needs root (tc, fallocate on the pmem mount) and the tc tool.
  */
 #ifndef _GNU_SOURCE
@@ -52,6 +55,8 @@
 #endif
 
 #define WRID_READ	0x52454144ull
+#define WRID_WRITE	0x57524954ull
+#define WRID_RECV	0x52454356ull
 
 #define ZC_TIMEOUT	300		/* seconds per case, TCG guest */
 #define ZC_LEN		(64u << 10)	/* the READ */
@@ -642,6 +647,78 @@ TEST_F_TIMEOUT(zcopy, retransmit_after_block_reuse, ZC_TIMEOUT)
 			break;
 		}
 	ASSERT_PATTERN(self->lbuf, ZC_LEN, self->seed, 0);
+}
+
+/*
+ * A remote WRITE into an ODP page the process made read-only fails: rxe
+ * completes it with a remote access error; siw's receive deferral cannot
+ * fault the page writable and terminates the connection, so a RECV posted
+ * by the requester is flushed. Nothing lands in the page. Once the page is
+ * writable again, a WRITE of the same bytes to the same address, on a new
+ * connection of the same process and MR, must land. siw remembered the
+ * failed page in per-QP state that nothing cleared; a QP that survives the
+ * failure (the termination lost to a disconnect racing with the deferral)
+ * failed every later miss at that address without a fault.
+ */
+TEST_F_TIMEOUT(zcopy, write_after_readonly, ZC_TIMEOUT)
+{
+	long pg = sodp_page_size();
+	size_t off = 8, wlen = 64;
+	uint8_t *dst, *src, *rbuf;
+	struct ibv_mr *dmr, *smr;
+	struct ibv_wc wc;
+
+	dst = sodp_map_anon(2 * pg);
+	src = sodp_map_anon(ZC_LEN);
+	ASSERT_NE(NULL, dst);
+	ASSERT_NE(NULL, src);
+	self->lbuf = src;	/* the teardown unmaps it */
+	memset(dst, SENTINEL, 2 * pg);
+	sodp_pattern_fill(src, wlen, self->seed, 0);
+	rbuf = src + pg / 2;
+	dmr = sodp_mr_reg(&self->dev, dst, 2 * pg,
+			  IBV_ACCESS_ON_DEMAND | SODP_ACCESS_RW);
+	ASSERT_NE(NULL, dmr) TH_LOG("ODP MR: %s", strerror(errno));
+	self->fmr = dmr;
+	smr = sodp_mr_reg(&self->dev, src, pg, IBV_ACCESS_LOCAL_WRITE);
+	ASSERT_NE(NULL, smr);
+	self->lmr = smr;
+	ASSERT_EQ(0, mprotect(dst, pg, PROT_READ));
+
+	ASSERT_EQ(0, sodp_pair_connect(&self->dev, &self->pair));
+	ASSERT_EQ(0, sodp_post_recv(&self->pair.cli, WRID_RECV, rbuf, 64,
+				    smr->lkey));
+	ASSERT_EQ(0, sodp_post_rdma(&self->pair.cli, IBV_WR_RDMA_WRITE,
+				    WRID_WRITE, src, wlen, smr->lkey,
+				    (uintptr_t)dst + off, dmr->rkey, 0));
+	ASSERT_EQ(0, sodp_poll_one(self->pair.cli.scq, &wc, self->tmo));
+	ASSERT_EQ(WRID_WRITE, wc.wr_id);
+	if (self->dev.iwarp) {
+		/* Unacknowledged: done when TCP took it, or flushed. */
+		TH_LOG("WRITE completed with %s", ibv_wc_status_str(wc.status));
+		expect_wc(_metadata, self->pair.cli.rcq, self->tmo, WRID_RECV,
+			  IBV_WC_WR_FLUSH_ERR);
+	} else {
+		ASSERT_EQ(IBV_WC_REM_ACCESS_ERR, (int)wc.status)
+			TH_LOG("WRITE completed with %s",
+			       ibv_wc_status_str(wc.status));
+	}
+	ASSERT_BYTES(dst, 2 * pg, SENTINEL);
+
+	ASSERT_EQ(0, mprotect(dst, pg, PROT_READ | PROT_WRITE));
+	sodp_pair_destroy(&self->pair);
+	ASSERT_EQ(0, sodp_pair_connect(&self->dev, &self->pair));
+	ASSERT_EQ(0, sodp_post_rdma(&self->pair.cli, IBV_WR_RDMA_WRITE,
+				    WRID_WRITE, src, wlen, smr->lkey,
+				    (uintptr_t)dst + off, dmr->rkey, 0));
+	expect_wc(_metadata, self->pair.cli.scq, self->tmo, WRID_WRITE,
+		  IBV_WC_SUCCESS);
+	ASSERT_EQ(0, sodp_pair_sync(&self->pair));
+	ASSERT_BYTES(dst, off, SENTINEL);
+	ASSERT_PATTERN(dst + off, wlen, self->seed, 0);
+	ASSERT_BYTES(dst + off + wlen, 2 * pg - off - wlen, SENTINEL);
+	ASSERT_EQ(0, sodp_mr_dereg(&self->fmr));
+	sodp_unmap(dst, 2 * pg);
 }
 
 TEST_HARNESS_MAIN
