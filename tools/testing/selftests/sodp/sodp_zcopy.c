@@ -387,7 +387,8 @@ static void expect_wc(struct __test_metadata *_metadata, struct ibv_cq *cq,
  * requester's initial receive window is made large enough for all of it:
  * window updates are pure ACKs too), but the responder's TCP never sees
  * its data acknowledged and keeps it queued for retransmission.
- * Punching the range out of the file must still return at once, and the mapping reads the hole afterwards. Before the fix the
+ * Punching the range out of the file must still return at once, and the
+ * mapping reads the hole afterwards. Before the fix the
  * retransmit queue held the DAX pages themselves and the punch waited in
  * the DAX layout-busy wait until the alarm killed it.
  */
