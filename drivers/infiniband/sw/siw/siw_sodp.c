@@ -6,7 +6,9 @@
  * pin_mode says so) holds a sodp umem instead of a siw_umem. Transmit runs
  * in process context (the siw_tx kthreads or the post_send system call) and
  * takes each payload page with a transient reference, faulting as needed,
- * then copies it or hands it to TCP exactly like a page of a pinned MR. Receive runs under
+ * maps it and lets kernel_sendmsg() copy it into the socket. Its pages are
+ * never handed to TCP: a page in an skb stays there until the peer
+ * acknowledges it, beyond any lease. Receive runs under
  * tcp_read_sock(), in softirq or under a lock_sock() owner, and must not
  * sleep: a page that is not resident stops the receive path at that byte
  * and defers the rest of the stream to a work item that faults the page in
@@ -218,9 +220,17 @@ void siw_sodp_mem_free(struct siw_mem *mem)
 
 /*
  * Transmit: copy out of the MR. The pages of a sodp MR must not be handed
- * to TCP (MSG_SPLICE_PAGES keeps page references in skbs after the send,
- * beyond any lease), so the payload is copied into the QP's bounce buffer
- * and sent from there; TCP copies it again into its own pages.
+ * to TCP: with MSG_SPLICE_PAGES an skb keeps a page reference until the
+ * peer acknowledges the data, and a peer that never does keeps the page
+ * for as long as it likes, past every invalidation (an FS-DAX truncate
+ * waits for it forever, and the blocks can be freed and reused while TCP
+ * still sends from them). So a WQE that touches a sodp MR never uses
+ * siw's zero-copy path (siw_sodp_wqe_uses_sodp()): siw_tx_hdt() maps each
+ * page and kernel_sendmsg() copies the payload into the socket's own pages,
+ * without waiting (MSG_DONTWAIT). The page reference taken for that is
+ * dropped right after the copy. It is not a lease, so nothing the copy
+ * does (a page allocation that reclaims, say) can wait for it in an
+ * invalidation of the same page.
  */
 
 static int siw_sodp_copy_from(struct siw_mem *mem, u64 va, void *dst,
@@ -252,6 +262,27 @@ static void siw_sodp_tx_error(struct siw_qp *qp, int err)
 }
 
 /**
+ * siw_sodp_wqe_uses_sodp() - does a send WQE read from a sodp MR?
+ * @wqe: the WQE, its memory looked up by siw_check_sgl_tx()
+ *
+ * Such a WQE must be copied into the socket, never sent with zero copy.
+ *
+ * Context: the transmit path.
+ * Return: true if one of the WQE's SGEs is in a sodp MR.
+ */
+bool siw_sodp_wqe_uses_sodp(struct siw_wqe *wqe)
+{
+	unsigned int i;
+
+	if (wqe->sqe.flags & SIW_WQE_INLINE)
+		return false;
+	for (i = 0; i < wqe->sqe.num_sge && i < SIW_MAX_SGE; i++)
+		if (wqe->mem[i] && wqe->mem[i]->is_sodp)
+			return true;
+	return false;
+}
+
+/**
  * siw_sodp_tx_copy() - copy a short payload out of a sodp MR
  * @qp: the transmitting QP
  * @mem: the MR, its range checked by siw_check_sge()
@@ -280,10 +311,10 @@ int siw_sodp_tx_copy(struct siw_qp *qp, struct siw_mem *mem, u64 va,
  * @va: user virtual address in the page
  *
  * The page comes with a transient reference (sodp_umem_get_page()), not a
- * lease: the transmit path maps it or hands it to TCP like a page of a
- * pinned MR, and drops the reference with siw_sodp_tx_put_pages() once
- * the FPDU went to TCP, which takes its own references for zero copy. An
- * invalidation of the page never waits for the transmit path.
+ * lease: the transmit path maps it for kernel_sendmsg() to copy from and
+ * drops the reference with siw_sodp_tx_put_pages() right after. The page
+ * must never reach TCP itself (no zero copy, see siw_sodp_wqe_uses_sodp()).
+ * An invalidation of the page never waits for the transmit path.
  *
  * Context: the transmit path (process context, may fault pages in).
  * Return: the page, or an ERR_PTR() (-EFAULT when the process cannot read
@@ -419,10 +450,8 @@ static void siw_sodp_rx_work(struct work_struct *work)
 		 * -ENOMEM) is retried by the next miss, which the retry
 		 * bound of siw_sodp_rx_defer() limits.
 		 */
-		if (err == -EFAULT || err == -ERANGE) {
-			sq->rx_fail_va = sq->rx_va & PAGE_MASK;
-			sq->rx_failed = true;
-		}
+		sq->rx_failed = err == -EFAULT || err == -ERANGE;
+		sq->rx_fail_va = sq->rx_va & PAGE_MASK;
 		sq->rx_faulted = true;
 	}
 
@@ -471,8 +500,19 @@ static int siw_sodp_rx_defer(struct siw_qp *qp, struct siw_mem *mem, u64 va,
 	u64 page = va & PAGE_MASK;
 	struct sock *sk;
 
-	if (sq->rx_failed && sq->rx_fail_va == page)
-		return -EACCES;
+	/*
+	 * The deferral that just resumed us could not fault this page: fail
+	 * the access instead of faulting it again. That verdict is about
+	 * that one fault; it is dropped here, whatever the page, and by any
+	 * byte placed (siw_sodp_rx_mem()), so a later miss at the address
+	 * (the page made writable since, evicted, a new MR there) faults
+	 * afresh.
+	 */
+	if (sq->rx_failed) {
+		sq->rx_failed = false;
+		if (sq->rx_fail_va == page)
+			return -EACCES;
+	}
 
 	if (page == sq->rx_last_va && sq->rx_bytes == sq->rx_last_bytes) {
 		if (++sq->rx_retries > SIW_SODP_RX_MAX_RETRIES) {
@@ -594,6 +634,8 @@ int siw_sodp_rx_mem(struct siw_rx_stream *srx, struct siw_mem *mem, u64 va,
 	srx->skb_copied += copied;
 	srx->skb_new -= copied;
 	qp->sodp.rx_bytes += copied;
+	if (copied)
+		qp->sodp.rx_failed = false;
 
 	if (skb_err)
 		return -EFAULT;

@@ -20,6 +20,7 @@ struct sodp_umem;
 struct siw_mem;
 struct siw_qp;
 struct siw_rx_stream;
+struct siw_wqe;
 struct uverbs_attr_bundle;
 
 /**
@@ -34,12 +35,13 @@ struct uverbs_attr_bundle;
  * @rx_bytes: bytes placed into sodp MRs by this QP, to tell progress
  * @rx_last_va: page of the previous miss
  * @rx_last_bytes: @rx_bytes at the previous miss
- * @rx_fail_va: page that could not be faulted (valid if @rx_failed)
+ * @rx_fail_va: page of the last deferred fault (valid if @rx_failed)
  * @rx_retries: consecutive misses of @rx_last_va without progress
  * @rx_deferred: a deferral is pending; the receive path consumes nothing
  * @rx_faulted: the pending deferral has done its fault
- * @rx_failed: the fault of @rx_fail_va failed: the next access of that
- *	page terminates the QP
+ * @rx_failed: the last deferred fault, of @rx_fail_va, failed: if the
+ *	resumed receive misses that page again, the QP is terminated.
+ *	Cleared by the next miss, whatever its page, and by any byte placed
  *
  * The rx_* fields are written by the receive path, which runs under the
  * socket lock (softirq with the socket spinlock, or a lock_sock() owner),
@@ -83,6 +85,7 @@ void siw_sodp_mem_free(struct siw_mem *mem);
 void siw_sodp_qp_init(struct siw_qp *qp);
 void siw_sodp_qp_destroy(struct siw_qp *qp);
 
+bool siw_sodp_wqe_uses_sodp(struct siw_wqe *wqe);
 int siw_sodp_tx_copy(struct siw_qp *qp, struct siw_mem *mem, u64 va,
 		     void *dst, unsigned int len);
 struct page *siw_sodp_tx_get_page(struct siw_qp *qp, struct siw_mem *mem,

@@ -277,16 +277,19 @@ EXPORT_SYMBOL_GPL(sodp_umem_access_end);
  * @va: an address in the page
  * @flags: 0, or SODP_NOFAULT from atomic context
  *
- * For a driver that hands a page it reads from to another subsystem for
- * the duration of one I/O, like siw giving transmit payload to TCP without
- * copying it. The page is leased just long enough to take a plain page
+ * For a driver that reads a page in a call that may sleep or allocate,
+ * like siw mapping transmit payload for kernel_sendmsg() to copy into the
+ * socket, where holding a lease could deadlock with an invalidation of
+ * the same page. The page is leased just long enough to take a plain page
  * reference, like get_user_pages() without FOLL_LONGTERM: the reference
  * keeps the page from being freed, but it is not a lease. An invalidation
  * does not wait for it, the page may leave the mirror while it is held
- * (its migration fails until it is dropped), and the data read through it
- * is the data of the page at the time of the read. Never write through it,
- * and put_page() it when the I/O is done: it must not outlive an in-flight
- * transfer.
+ * (its migration, an FS-DAX truncate, wait until it is dropped), and the
+ * data read through it is the data of the page at the time of the read.
+ * Never write through it, never hand the page to anything that may keep
+ * it (TCP zero copy, an skb frag, a bio: nothing outside sodp holds a
+ * sodp page past the copy), and put_page() it as soon as the copy is
+ * done.
  *
  * Context: as sodp_umem_copy_from().
  * Return: the page with a reference held, or an ERR_PTR() of the errors of
