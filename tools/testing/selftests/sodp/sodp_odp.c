@@ -2240,10 +2240,10 @@ TEST_F_TIMEOUT(odp, compact_traffic, CASE_TIMEOUT)
 /*
  * Every page of @t moves to the other node within @bound_ms: one
  * move_pages() call for all of them, then again for those that did not
- * move. sodp holds no reference any more, but on siw TCP may: a page
- * sent with zero copy (READ responses) stays referenced by the skb until
- * the peer acknowledges it, as for sendfile(). Such a page fails with a
- * transient error (-EBUSY/-EAGAIN), never for good.
+ * move. sodp holds no lease any more, but a copy in flight may still
+ * hold a transient reference (siw's transmit path while it copies a page
+ * into the socket). Such a page fails with a transient error
+ * (-EBUSY/-EAGAIN), never for good: sodp pages never reach TCP.
  */
 static void migrate_all_within(struct __test_metadata *_metadata,
 			       struct traffic *t, const int nodes[2],
@@ -2304,8 +2304,8 @@ static void migrate_all_within(struct __test_metadata *_metadata,
  * 2. once they stop, debugfs pages_held drops to 0 within the documented
  *    aging bound (1.5 x cache_idle_ms + workqueue latency; we allow
  *    3 x cache_idle_ms + DRAIN_SLACK_MS);
- * 3. then every page migrates within DRAIN_SLACK_MS (a page siw sent with
- *    zero copy is TCP's until acknowledged);
+ * 3. then every page migrates within DRAIN_SLACK_MS (a transient
+ *    reference of a copy in flight may delay one);
  * 4. after a few more iterations (pages held again), destroying the MR
  *    and the connections leaves umems == 0 and pages_held == 0 at once.
  */
