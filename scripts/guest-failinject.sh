@@ -37,7 +37,10 @@ tap() {
 # inject on|off: failslab and fail_page_alloc for callers inside sodp.ko.
 inject() {
 	local a base size
-	read -r base size < <(awk '$1 == "sodp" { print $6, $2 }' /proc/modules)
+
+	# shellcheck disable=SC2046
+	set -- "$1" $(awk '$1 == "sodp" { print $6, $2 }' /proc/modules)
+	base=${2:-0} size=${3:-0}
 	[ "$((base))" != 0 ] || return 1
 	for a in failslab fail_page_alloc; do
 		[ -d "$dbg/$a" ] || return 1
