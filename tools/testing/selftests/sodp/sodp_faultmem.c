@@ -34,10 +34,6 @@
 #pragma GCC diagnostic pop
 #include "sodp_lib.h"
 
-/* See sodp_odp.c: libibverbs exports it, librxe/libsiw have no own one. */
-int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
-		      uint32_t flags, struct ibv_sge *sg_list, uint32_t num_sge);
-
 #define PAGE_SZ		4096UL
 #define CHUNK_SZ	(2UL << 20)	/* VA covered by one table chunk */
 #define FILE_SZ		(256 * PAGE_SZ)	/* 1 MiB */

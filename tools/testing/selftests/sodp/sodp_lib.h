@@ -21,6 +21,14 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
+/*
+ * libibverbs exports the advise_mr command for providers
+ * (IBVERBS_PRIVATE_34), and librxe/libsiw 44 have no advise_mr of their
+ * own: the tests call the kernel directly. Returns 0 or an errno.
+ */
+int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
+		      uint32_t flags, struct ibv_sge *sg_list, uint32_t num_sge);
+
 /* Default deadline of one wait (CQ poll, CM event); SODP_TIMEOUT_MS overrides. */
 #define SODP_TIMEOUT_MS_DEFAULT	10000
 

@@ -49,10 +49,6 @@
 #pragma GCC diagnostic pop
 #include "sodp_lib.h"
 
-/* See sodp_odp.c: librxe/libsiw 44 have no advise_mr of their own. */
-int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
-		      uint32_t flags, struct ibv_sge *sg_list, uint32_t num_sge);
-
 #define PAGE_SZ		4096UL
 #define FILE_PAGES	16
 #define WRID_RDMA	0x52444d41ull

@@ -41,14 +41,6 @@
 #pragma GCC diagnostic pop
 #include "sodp_lib.h"
 
-/*
- * libibverbs exports the command for providers (IBVERBS_PRIVATE_34), and
- * librxe/libsiw 44 have no advise_mr of their own: call the kernel
- * directly. Returns 0 or an errno (see sodp_odp.c).
- */
-int ibv_cmd_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
-		      uint32_t flags, struct ibv_sge *sg_list, uint32_t num_sge);
-
 #ifndef __NR_memfd_secret
 #define __NR_memfd_secret	447
 #endif
