@@ -46,6 +46,7 @@ echo "debug-kernel: building $ver ($hash) in $out (log: $log)" >&2
 # The tree of an earlier fragment of the same version is built upon:
 # kbuild rebuilds only what the changed options touch.
 rm -rf "$out"
+mkdir -p "$SODP_CACHE/debug-kernel"
 old=$(find "$SODP_CACHE/debug-kernel" -mindepth 2 -maxdepth 2 -name build \
 	-path "*/$ver-*" 2>/dev/null | head -n1)
 if [ -n "$old" ]; then
