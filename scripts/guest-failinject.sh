@@ -44,22 +44,29 @@ inject() {
 	[ "$((base))" != 0 ] || return 1
 	for a in failslab fail_page_alloc; do
 		[ -d "$dbg/$a" ] || return 1
-		if [ "$1" = off ]; then
-			echo 0 >"$dbg/$a/probability"
-			continue
-		fi
-		echo N >"$dbg/$a/task-filter"
-		echo N >"$dbg/$a/ignore-gfp-wait"
-		echo 0 >"$dbg/$a/verbose"
-		echo -1 >"$dbg/$a/times"
-		echo 0 >"$dbg/$a/space"
-		echo 1 >"$dbg/$a/interval"
-		echo "$((base))" >"$dbg/$a/require-start"
-		echo "$((base + size))" >"$dbg/$a/require-end"
-		echo "$prob" >"$dbg/$a/probability"
+		echo 0 >"$dbg/$a/probability" || return 1
 	done
-	[ -f "$dbg/fail_page_alloc/ignore-gfp-highmem" ] &&
-		echo N >"$dbg/fail_page_alloc/ignore-gfp-highmem"
+	[ "$1" = off ] && return 0
+	# Every knob is set before any probability: once one is on, a
+	# write that allocates may fail itself. Module addresses are above
+	# 2^63, where bash arithmetic is negative: print them unsigned.
+	for a in failslab fail_page_alloc; do
+		echo N >"$dbg/$a/task-filter" &&
+		echo N >"$dbg/$a/ignore-gfp-wait" &&
+		echo 0 >"$dbg/$a/verbose" &&
+		echo -1 >"$dbg/$a/times" &&
+		echo 0 >"$dbg/$a/space" &&
+		echo 1 >"$dbg/$a/interval" &&
+		printf '%u\n' "$((base))" >"$dbg/$a/require-start" &&
+		printf '%u\n' "$((base + size))" >"$dbg/$a/require-end" ||
+			return 1
+	done
+	if [ -f "$dbg/fail_page_alloc/ignore-gfp-highmem" ]; then
+		echo N >"$dbg/fail_page_alloc/ignore-gfp-highmem" || return 1
+	fi
+	for a in failslab fail_page_alloc; do
+		echo "$prob" >"$dbg/$a/probability" || return 1
+	done
 	return 0
 }
 
@@ -70,7 +77,11 @@ fi
 
 for dev in $devices; do
 	echo "# ==== failinject on $dev (${prob}% of sodp's allocations fail)"
-	inject on
+	if ! inject on; then
+		inject off
+		tap 1 "failinject.$dev.setup" "the stack-trace filter could not be set"
+		continue
+	fi
 	SODP_DEVICE=$dev SODP_STALL_CMD="" timeout "${SODP_PROG_TIMEOUT:-900}" \
 		"$dir/sodp_odp" "${cases[@]}" 2>&1 | sed 's/^/# /'
 	rc=${PIPESTATUS[0]}
