@@ -8,6 +8,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/hugetlb_inline.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -131,12 +132,18 @@ static int sodp_umem_insert_mirror(struct sodp_umem *umem)
  * (sodp_vma_vet()), as pinning would. Unmapped parts are fine, as for any
  * ODP MR: memory may be mapped there later, and every fault vets its VMA
  * again, so this is only the early answer, not the guard.
+ *
+ * An IB_ACCESS_HUGETLB registration (@hugetlb) promises hugetlbfs memory:
+ * the whole range must be mapped by hugetlb VMAs now, or it is -EINVAL,
+ * as for mlx5. What is mapped there later is mirrored at whatever size
+ * hmm_range_fault() reports.
  */
 static int sodp_umem_vet_range(struct mm_struct *mm, u64 start, u64 end,
-			       bool write)
+			       bool write, bool hugetlb)
 {
 	VMA_ITERATOR(vmi, mm, start);
 	struct vm_area_struct *vma;
+	u64 covered = start;
 	int ret = 0;
 
 	/* Pairs with mmput() below. */
@@ -151,7 +158,15 @@ static int sodp_umem_vet_range(struct mm_struct *mm, u64 start, u64 end,
 			ret = -EFAULT;
 			break;
 		}
+		if (hugetlb && (vma->vm_start > covered ||
+				!is_vm_hugetlb_page(vma))) {
+			ret = -EINVAL;
+			break;
+		}
+		covered = vma->vm_end;
 	}
+	if (!ret && hugetlb && covered < end)
+		ret = -EINVAL;
 	mmap_read_unlock(mm);
 out_put:
 	mmput(mm);
@@ -176,16 +191,21 @@ out_put:
  * An explicit range that maps memory sodp refuses (secretmem, VM_IO or
  * VM_PFNMAP, a shadow stack for a writable umem; see sodp_vma_vet()) is
  * refused; unmapped parts are not, and every fault vets its VMA again.
+ * IB_ACCESS_HUGETLB with IB_ACCESS_ON_DEMAND asks for a range that
+ * hugetlbfs maps completely; an implicit umem cannot have it.
  *
  * Context: process context. May sleep. Takes @mm's mmap_lock.
  * Return: the umem or ERR_PTR(): -EINVAL (bad flags, empty range, range
- * overflowing or leaving the user address space, as ib_umem_get()),
+ * overflowing or leaving the user address space, as ib_umem_get(); a
+ * hugetlb registration over other memory),
  * -EFAULT (@mm has no users left, or the range maps memory sodp refuses),
  * -EINTR (killed while waiting for the mmap_lock), -ENOMEM.
  */
 struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 				int access, unsigned int flags)
 {
+	bool hugetlb = (access & IB_ACCESS_HUGETLB) &&
+		       (access & IB_ACCESS_ON_DEMAND);
 	struct sodp_umem *umem;
 	u64 end;
 	int ret;
@@ -195,7 +215,8 @@ struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 		return ERR_PTR(-EINVAL);
 
 	if (flags & SODP_UMEM_IMPLICIT) {
-		if (start || length < mm->task_size)
+		/* As ib_umem_odp_alloc_implicit(). */
+		if (start || length < mm->task_size || hugetlb)
 			return ERR_PTR(-EINVAL);
 		end = mm->task_size;
 	} else {
@@ -206,7 +227,7 @@ struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 		    end > mm->task_size)
 			return ERR_PTR(-EINVAL);
 		ret = sodp_umem_vet_range(mm, start, end,
-					  ib_access_writable(access));
+					  ib_access_writable(access), hugetlb);
 		if (ret)
 			return ERR_PTR(ret);
 	}

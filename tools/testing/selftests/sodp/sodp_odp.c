@@ -1710,11 +1710,44 @@ TEST_F_TIMEOUT(odp, thp, CASE_TIMEOUT)
 #define NR_HUGEPAGES	"/proc/sys/vm/nr_hugepages"
 
 /*
- * hugetlbfs-backed ODP MR (MAP_HUGETLB, two 2 MiB pages reserved through
- * nr_hugepages, restored afterwards), never touched by the CPU: an RDMA
- * WRITE across the huge page boundary lands (zeros around it), mirrors
- * whole huge pages (pages_faulted >= 512) and an RDMA READ across the
- * boundary returns what the CPU sees.
+ * Map @n 2 MiB hugetlbfs pages (MAP_HUGETLB) into slot 0, reserving them
+ * through nr_hugepages (restored by the teardown). NULL if the case was
+ * skipped.
+ */
+static uint8_t *slot_hugetlb(struct __test_metadata *_metadata,
+			     struct odp_ctx *c, int n)
+{
+	const char *why;
+	long old;
+	void *p;
+
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_WRITE |
+		       IBV_ODP_SUPPORT_READ, false);
+	if (why)
+		SKIP(return NULL, "%s", why);
+	if (kb_field("/proc/meminfo", "Hugepagesize") != 2048)
+		SKIP(return NULL, "the default huge page size is not 2 MiB");
+	old = read_long(NR_HUGEPAGES);
+	if (old < 0)
+		SKIP(return NULL, "no %s", NR_HUGEPAGES);
+	c->nr_hugepages = old;
+	write_long(NR_HUGEPAGES, old + n);
+
+	p = mmap(NULL, n * HPAGE_SZ, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (p == MAP_FAILED)
+		SKIP(return NULL, "no hugetlb pages (nr_hugepages %ld): %s",
+		     read_long(NR_HUGEPAGES), strerror(errno));
+	c->map[0] = p;
+	c->map_len[0] = n * HPAGE_SZ;
+	return p;
+}
+
+/*
+ * hugetlbfs-backed ODP MR (two 2 MiB pages), never touched by the CPU: an
+ * RDMA WRITE across the huge page boundary lands (zeros around it),
+ * mirrors whole huge pages (pages_faulted >= 512) and an RDMA READ across
+ * the boundary returns what the CPU sees.
  */
 TEST_F_TIMEOUT(odp, hugetlb, CASE_TIMEOUT)
 {
@@ -1724,30 +1757,10 @@ TEST_F_TIMEOUT(odp, hugetlb, CASE_TIMEOUT)
 	struct sodp_mr_stats st0, st1;
 	struct ibv_mr *mr, *smr, *dmr;
 	uint8_t *h, *src, *dst;
-	const char *why;
-	long old;
-	void *p;
 
-	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_WRITE |
-		       IBV_ODP_SUPPORT_READ, false);
-	if (why)
-		SKIP(return, "%s", why);
-	if (kb_field("/proc/meminfo", "Hugepagesize") != 2048)
-		SKIP(return, "the default huge page size is not 2 MiB");
-	old = read_long(NR_HUGEPAGES);
-	if (old < 0)
-		SKIP(return, "no %s", NR_HUGEPAGES);
-	c->nr_hugepages = old;
-	write_long(NR_HUGEPAGES, old + 2);
-
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
-	if (p == MAP_FAILED)
-		SKIP(return, "no hugetlb pages (nr_hugepages %ld): %s",
-		     read_long(NR_HUGEPAGES), strerror(errno));
-	h = p;
-	c->map[0] = p;
-	c->map_len[0] = len;
+	h = slot_hugetlb(_metadata, c, 2);
+	if (!h)
+		return;
 
 	src = slot_anon(_metadata, c, 1, wl, 0);
 	sodp_pattern_fill(src, wl, c->seed, 0);
@@ -1770,6 +1783,69 @@ TEST_F_TIMEOUT(odp, hugetlb, CASE_TIMEOUT)
 	rdma_read(_metadata, c, dst, rl, dmr->lkey, (uintptr_t)h + r,
 		  mr->rkey);
 	ASSERT_SAME(dst, h + r, rl);
+}
+
+/*
+ * IBV_ACCESS_HUGETLB, as rdma-core's ODP tests register hugetlbfs memory
+ * (mlx5 accepts it): an ODP MR with it over two huge pages mirrors by huge
+ * page, so a 4 MiB RDMA WRITE into the cold MR takes exactly two faults
+ * and 1024 pages, and READs back what the CPU sees. The flag is refused
+ * with EINVAL where hugetlbfs does not map the whole range (anonymous
+ * memory, a range running past the mapping) and for an implicit MR, as
+ * ib_umem_odp_alloc_implicit() does.
+ */
+TEST_F_TIMEOUT(odp, hugetlb_access, CASE_TIMEOUT)
+{
+	struct odp_ctx *c = &self->c;
+	const size_t len = 2 * HPAGE_SZ;
+	const int acc = ODP_RW | IBV_ACCESS_HUGETLB;
+	struct sodp_mr_stats st0, st1;
+	struct ibv_mr *mr, *smr, *bad;
+	uint8_t *h, *src, *anon;
+
+	h = slot_hugetlb(_metadata, c, 2);
+	if (!h)
+		return;
+
+	anon = slot_anon(_metadata, c, 2, len, 0);
+	errno = 0;
+	bad = sodp_mr_reg(&c->dev, anon, len, acc);
+	EXPECT_EQ(NULL, bad);
+	EXPECT_EQ(EINVAL, errno);
+	if (bad)
+		ibv_dereg_mr(bad);
+	errno = 0;
+	bad = sodp_mr_reg(&c->dev, h + HPAGE_SZ, len, acc);
+	EXPECT_EQ(NULL, bad);
+	EXPECT_EQ(EINVAL, errno);
+	if (bad)
+		ibv_dereg_mr(bad);
+	errno = 0;
+	bad = sodp_mr_reg(&c->dev, NULL, SIZE_MAX, acc);
+	EXPECT_EQ(NULL, bad);
+	EXPECT_EQ(EINVAL, errno);
+	if (bad)
+		ibv_dereg_mr(bad);
+
+	src = slot_anon(_metadata, c, 1, len, 0);
+	sodp_pattern_fill(src, len, c->seed, 0);
+	mr = slot_reg(_metadata, c, 0, h, len, acc);
+	smr = slot_reg(_metadata, c, 1, src, len, IBV_ACCESS_LOCAL_WRITE);
+	ctx_connect(_metadata, c);
+
+	mr_stats(_metadata, c, mr, &st0);
+	rdma_write(_metadata, c, src, len, smr->lkey, (uintptr_t)h, mr->rkey);
+	mr_stats(_metadata, c, mr, &st1);
+	TH_LOG("IBV_ACCESS_HUGETLB write of 4 MiB: %llu faults, %llu pages",
+	       (unsigned long long)(st1.page_faults - st0.page_faults),
+	       (unsigned long long)(st1.pages_faulted - st0.pages_faulted));
+	ASSERT_EQ(2ull, st1.page_faults - st0.page_faults);
+	ASSERT_EQ(1024ull, st1.pages_faulted - st0.pages_faulted);
+	ASSERT_PATTERN(h, len, c->seed, 0);
+
+	memset(src, 0, len);
+	rdma_read(_metadata, c, src, len, smr->lkey, (uintptr_t)h, mr->rkey);
+	ASSERT_PATTERN(src, len, c->seed, 0);
 }
 
 /* ---- Migration and compaction during traffic --------------------------- */
