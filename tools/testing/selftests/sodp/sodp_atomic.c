@@ -7,6 +7,8 @@
  * be atomic against each other: every FETCH_ADD of 1 must return a value
  * no other one returned and the word must end at the number of adds; every
  * CMP_SWAP that reports a hit must have swapped a value no other hit saw.
+ * The cpu variants race one QP against the process's own atomics on the
+ * word instead, which any RDMA atomic must be atomic against as well.
  *
  * Needs a device with atomics and ODP atomics (rxe; siw has no atomics).
  * SODP_ATOMIC_OPS sets the operations per thread.
@@ -44,7 +46,11 @@ struct side {
 	struct ibv_mr *rmr;
 	uint64_t *seen;			/* old values of adds / CMP_SWAP hits */
 	size_t nseen;
+	size_t ncpu;			/* updates of a @cpu side */
+	int *stop;			/* set when side 0 is done */
 	enum ibv_wr_opcode opcode;
+	bool cpu;			/* the process's atomics, no QP */
+	uint64_t *word;			/* the target, for @cpu */
 	uint64_t raddr;
 	unsigned int ops;
 	int timeout_ms;
@@ -59,6 +65,27 @@ FIXTURE(mixed) {
 	long psz;
 	unsigned int ops;
 	struct side side[NSIDES];
+};
+
+/* Side 0 is a QP through the MR @odp0 says; side 1 an ODP QP or the CPU. */
+FIXTURE_VARIANT(mixed) {
+	bool odp0;
+	bool cpu1;
+};
+
+FIXTURE_VARIANT_ADD(mixed, pinned_odp) {
+	.odp0 = false,
+	.cpu1 = false,
+};
+
+FIXTURE_VARIANT_ADD(mixed, pinned_cpu) {
+	.odp0 = false,
+	.cpu1 = true,
+};
+
+FIXTURE_VARIANT_ADD(mixed, odp_cpu) {
+	.odp0 = true,
+	.cpu1 = true,
 };
 
 FIXTURE_SETUP(mixed)
@@ -96,12 +123,15 @@ FIXTURE_SETUP(mixed)
 		s->tmr = sodp_mr_reg(&self->dev, self->page, self->psz,
 				     IBV_ACCESS_LOCAL_WRITE |
 				     IBV_ACCESS_REMOTE_ATOMIC |
-				     (i ? IBV_ACCESS_ON_DEMAND : 0));
+				     (i || variant->odp0 ?
+				      IBV_ACCESS_ON_DEMAND : 0));
 		ASSERT_NE(NULL, s->tmr);
 		s->rmr = sodp_mr_reg(&self->dev, s->res, self->psz,
 				     IBV_ACCESS_LOCAL_WRITE);
 		ASSERT_NE(NULL, s->rmr);
 		s->raddr = (uintptr_t)self->page + TGT_OFF;
+		s->word = (uint64_t *)(self->page + TGT_OFF);
+		s->cpu = i && variant->cpu1;
 		s->ops = self->ops;
 		s->timeout_ms = self->dev.timeout_ms * 3;
 	}
@@ -217,15 +247,41 @@ static int side_cmp_swap(struct side *s)
 	return 0;
 }
 
+/*
+ * The same two loops with the process's own atomics on the word, for as
+ * long as side 0 runs. Too many to keep: only counted.
+ */
+static void side_cpu(struct side *s)
+{
+	uint64_t guess = 0;
+
+	while (!__atomic_load_n(s->stop, __ATOMIC_ACQUIRE)) {
+		if (s->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD) {
+			__atomic_fetch_add(s->word, 1, __ATOMIC_SEQ_CST);
+			s->ncpu++;
+		} else if (__atomic_compare_exchange_n(s->word, &guess,
+						       guess + 1, false,
+						       __ATOMIC_SEQ_CST,
+						       __ATOMIC_SEQ_CST)) {
+			guess++;
+			s->ncpu++;
+		}
+		/* A miss has loaded the current value into guess. */
+	}
+}
+
 static void *side_run(void *arg)
 {
 	struct side *s = arg;
 
 	pthread_barrier_wait(s->start);
-	if (s->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)
+	if (s->cpu)
+		side_cpu(s);
+	else if (s->opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)
 		side_fetch_add(s);
 	else
 		side_cmp_swap(s);
+	__atomic_store_n(s->stop, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -241,18 +297,22 @@ static int cmp_u64(const void *a, const void *b)
  * hits) together are exactly 0, 1, ..., n - 1, and the word is n.
  */
 static void mixed_run(struct __test_metadata *_metadata,
-		      FIXTURE_DATA(mixed) *self, enum ibv_wr_opcode opcode)
+		      FIXTURE_DATA(mixed) *self,
+		      const FIXTURE_VARIANT(mixed) *variant,
+		      enum ibv_wr_opcode opcode)
 {
 	pthread_barrier_t start;
 	pthread_t thr[NSIDES];
+	int stop = 0;
 	uint64_t *all, final;
-	size_t n = 0, k, dups = 0, gaps = 0;
+	size_t n = 0, k, dups = 0, gaps = 0, ncpu = 0;
 	int i;
 
 	ASSERT_EQ(0, pthread_barrier_init(&start, NULL, NSIDES));
 	for (i = 0; i < NSIDES; i++) {
 		self->side[i].opcode = opcode;
 		self->side[i].start = &start;
+		self->side[i].stop = &stop;
 		ASSERT_EQ(0, pthread_create(&thr[i], NULL, side_run,
 					    &self->side[i]));
 	}
@@ -261,10 +321,10 @@ static void mixed_run(struct __test_metadata *_metadata,
 	pthread_barrier_destroy(&start);
 	for (i = 0; i < NSIDES; i++) {
 		if (self->side[i].err)
-			TH_LOG("%s side: %s", i ? "ODP" : "pinned",
-			       self->side[i].why);
+			TH_LOG("side %d: %s", i, self->side[i].why);
 		ASSERT_EQ(0, self->side[i].err);
 		n += self->side[i].nseen;
+		ncpu += self->side[i].ncpu;
 	}
 
 	all = calloc(n ? n : 1, sizeof(*all));
@@ -276,19 +336,21 @@ static void mixed_run(struct __test_metadata *_metadata,
 	for (k = 0; k < n; k++) {
 		if (k && all[k] == all[k - 1])
 			dups++;
-		else if (all[k] != k - dups)
+		else if (!ncpu && all[k] != k - dups)
 			gaps++;
 	}
 	free(all);
 	final = *(volatile uint64_t *)(self->page + TGT_OFF);
-	TH_LOG("%zu + %zu updates (pinned + ODP), word %llu, %zu duplicate old values",
-	       self->side[0].nseen, self->side[1].nseen,
+	TH_LOG("%zu + %zu updates (%s QP + %s), word %llu, %zu duplicate old values",
+	       self->side[0].nseen, self->side[1].nseen + ncpu,
+	       variant->odp0 ? "ODP" : "pinned",
+	       variant->cpu1 ? "CPU" : "ODP QP",
 	       (unsigned long long)final, dups);
 	ASSERT_EQ((size_t)0, dups);
 	ASSERT_EQ((size_t)0, gaps);
-	ASSERT_EQ(n, final);
+	ASSERT_EQ(n + ncpu, final);
 	if (opcode == IBV_WR_ATOMIC_FETCH_AND_ADD)
-		ASSERT_EQ(NSIDES * (size_t)self->ops, n);
+		ASSERT_EQ((variant->cpu1 ? 1 : NSIDES) * (size_t)self->ops, n);
 	/* Nothing but the word changed. */
 	for (k = 0; k < (size_t)self->psz; k++) {
 		if (k >= TGT_OFF && k < TGT_OFF + 8)
@@ -298,21 +360,21 @@ static void mixed_run(struct __test_metadata *_metadata,
 }
 
 /*
- * FETCH_ADD 1 from both QPs at once, WINDOW in flight each: no returned
- * value twice, the word ends at the number of adds.
+ * FETCH_ADD 1 from both sides at once, WINDOW in flight per QP: no
+ * returned value twice, the word ends at the number of adds.
  */
 TEST_F_TIMEOUT(mixed, fetch_add, ATOMIC_TIMEOUT)
 {
-	mixed_run(_metadata, self, IBV_WR_ATOMIC_FETCH_AND_ADD);
+	mixed_run(_metadata, self, variant, IBV_WR_ATOMIC_FETCH_AND_ADD);
 }
 
 /*
- * CMP_SWAP counters from both QPs at once: no two hits swapped the same
+ * CMP_SWAP counters from both sides at once: no two hits swapped the same
  * value, the word ends at the number of hits.
  */
 TEST_F_TIMEOUT(mixed, cmp_swap, ATOMIC_TIMEOUT)
 {
-	mixed_run(_metadata, self, IBV_WR_ATOMIC_CMP_AND_SWP);
+	mixed_run(_metadata, self, variant, IBV_WR_ATOMIC_CMP_AND_SWP);
 }
 
 TEST_HARNESS_MAIN
