@@ -340,7 +340,8 @@ static void mixed_run(struct __test_metadata *_metadata,
 			gaps++;
 	}
 	free(all);
-	final = *(volatile uint64_t *)(self->page + TGT_OFF);
+	final = __atomic_load_n((uint64_t *)(self->page + TGT_OFF),
+				__ATOMIC_SEQ_CST);
 	TH_LOG("%zu + %zu updates (%s QP + %s), word %llu, %zu duplicate old values",
 	       self->side[0].nseen, self->side[1].nseen + ncpu,
 	       variant->odp0 ? "ODP" : "pinned",
