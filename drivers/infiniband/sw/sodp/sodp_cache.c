@@ -162,16 +162,29 @@ static void sodp_cent_destroy(struct sodp_cent *ent)
 	call_rcu(&ent->rcu, sodp_cent_free_rcu);
 }
 
-/*
- * Drop the reference of an entry no user can reach any more, from the
- * invalidate callback, before the mm unmaps the page.
+/**
+ * sodp_cent_free() - dirty and release the page of a recalled entry
+ * @ent: an entry no user can reach any more
+ *
+ * Called by the invalidate callback before the mm unmaps the page, so
+ * the folio is still mapped, and still in its mapping: truncation, page
+ * cache invalidation and reclaim all unmap a folio (and so wait for this
+ * callback) before they remove it from the mapping, which is what
+ * folio_mark_dirty() asks of a caller without the folio lock. A folio of
+ * a write-notified file mapping that an entry may dirty is also dirty
+ * already: the write fault that made it writable dirtied it, and
+ * writeback cleans it only after folio_mkclean(), whose invalidation
+ * recalls the entry first. ext4_dirty_folio() therefore does not warn.
+ *
+ * Not set_page_dirty_lock(): many callers of the invalidation hold the
+ * folio lock (truncation's unmap_mapping_folio(), reclaim, migration,
+ * folio_mkclean()), and it may be atomic (a non-blockable invalidation).
+ *
+ * Context: the invalidate callback; any context, the folio lock may be
+ * held by the caller. No sodp lock held.
  */
 static void sodp_cent_free(struct sodp_cent *ent)
 {
-	/*
-	 * Not set_page_dirty_lock(): the invalidate callback may run with
-	 * the folio lock held by its caller (migration, truncation).
-	 */
 	if (READ_ONCE(ent->dirty))
 		set_page_dirty(ent->page);
 	sodp_cent_destroy(ent);
@@ -719,7 +732,13 @@ void sodp_cache_trim(struct sodp_umem *umem, bool all)
 		if (!n)
 			break;
 
-		/* Held and hashed: the page is still mapped. */
+		/*
+		 * Held and hashed: the page is still mapped and in its
+		 * mapping, as an invalidation would wait for the hold first
+		 * (see sodp_cent_free()). Not set_page_dirty_lock(): such an
+		 * invalidation may hold the folio lock while it waits for
+		 * this hold, and folio_lock() here would deadlock with it.
+		 */
 		for (i = 0; i < n; i++)
 			set_page_dirty(batch[i]->page);
 
@@ -771,7 +790,8 @@ void sodp_cache_age_work(struct work_struct *work)
  * @umem: the umem; its notifiers are removed and its works cancelled
  *
  * sodp_umem_release() trims the cache while the notifiers still run, so
- * only entries a buggy caller still had in flight are left. Waits for them.
+ * only entries a buggy caller still had in flight are left. Waits for them
+ * and marks their pages dirty under the folio lock.
  * The entries themselves are freed after an RCU grace period; the module
  * waits for those with rcu_barrier() before it destroys their slab cache.
  *
@@ -779,12 +799,25 @@ void sodp_cache_age_work(struct work_struct *work)
  */
 void sodp_cache_destroy(struct sodp_umem *umem)
 {
+	struct sodp_cent *ent, *tmp;
 	LIST_HEAD(all);
 
 	spin_lock_bh(&umem->lock);
 	sodp_cache_recall_locked(umem, 0, ULONG_MAX, &all);
 	spin_unlock_bh(&umem->lock);
-	sodp_cache_release_list(umem, &all, true);
+	/*
+	 * Not sodp_cache_release_list(): no notifier covers these pages any
+	 * more, so one may be unmapped and truncated by now, and no
+	 * invalidation can wait for us. Dirty it under the folio lock.
+	 */
+	list_for_each_entry_safe(ent, tmp, &all, lru) {
+		wait_event(umem->recall_wq,
+			   !atomic_read_acquire(&ent->inflight));
+		list_del(&ent->lru);
+		if (READ_ONCE(ent->dirty))
+			set_page_dirty_lock(ent->page);
+		sodp_cent_destroy(ent);
+	}
 	WARN_ON_ONCE(umem->cache.count);
 	kfree(umem->cache.hash);
 }
