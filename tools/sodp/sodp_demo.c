@@ -483,7 +483,7 @@ int main(int argc, char **argv)
 {
 	const char *name = getenv("SODP_DEVICE");
 	int stock = argc > 1 && !strcmp(argv[1], "--stock");
-	int secs = argc > 1 + stock ? atoi(argv[1 + stock]) : 10;
+	int secs = argc > 1 + stock ? atoi(argv[1 + stock]) : 8;
 	struct sodp_dev dev;
 	int ret;
 
