@@ -285,7 +285,10 @@ static const char * const totals[] = {
 	"cache_hits", "cache_misses", "recalls", "deferrals",
 };
 
-#define NTOTALS	(sizeof(totals) / sizeof(totals[0]))
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
+#define NTOTALS	ARRAY_SIZE(totals)
 
 static int read_totals(int64_t *v)
 {
@@ -372,8 +375,9 @@ static int run_ours(struct sodp_dev *dev, int secs)
 		fprintf(stderr, "# ODP MR (anon): %s\n", strerror(errno));
 		return 1;
 	}
-	printf("%s: registered ODP + plain MR on a %lu MiB FS-DAX file, ODP MR on %lu MiB anonymous memory\n",
-	       dev->name, FILE_LEN >> 20, ANON_LEN >> 20);
+	printf("%s: registered ODP + plain MR on a %lu MiB FS-DAX file,",
+	       dev->name, FILE_LEN >> 20);
+	printf(" ODP MR on %lu MiB anonymous memory\n", ANON_LEN >> 20);
 
 	if (stream_init(&fs, dev, "file", REGION, 1) ||
 	    stream_init(&as, dev, "anon", ANON_LEN, 2))
@@ -425,9 +429,10 @@ static int run_ours(struct sodp_dev *dev, int secs)
 	for (i = 0; i < 2; i++) {
 		struct stream *s = i ? &as : &fs;
 
-		printf("  %-4s %llu rounds, %llu bytes written, %llu verified by READ-back and CPU, %llu mismatches%s\n",
-		       s->what, (unsigned long long)s->rounds,
-		       (unsigned long long)s->written,
+		printf("  %-4s %llu rounds, %llu bytes written,", s->what,
+		       (unsigned long long)s->rounds,
+		       (unsigned long long)s->written);
+		printf(" %llu verified by READ-back and CPU, %llu mismatches%s\n",
 		       (unsigned long long)s->verified,
 		       (unsigned long long)s->mismatches,
 		       s->failed ? ", STREAM FAILED" : "");
@@ -453,19 +458,22 @@ static int run_ours(struct sodp_dev *dev, int secs)
 	print_mr(dev->name, "plain MR, FS-DAX file", plain_mr);
 	print_mr(dev->name, "ODP MR, anonymous", anon_mr);
 
-	printf("summary: %s sodp: WRITE+READ-back %llu MiB into FS-DAX (ODP+plain MR) and %llu MiB into anon ODP, %llu mismatches\n",
-	       dev->name, (unsigned long long)(fs.verified >> 20),
+	printf("summary: %s sodp: WRITE+READ-back %llu MiB into FS-DAX (ODP+plain MR)",
+	       dev->name, (unsigned long long)(fs.verified >> 20));
+	printf(" and %llu MiB into anon ODP, %llu mismatches\n",
 	       (unsigned long long)(as.verified >> 20),
 	       (unsigned long long)(fs.mismatches + as.mismatches));
-	printf("summary: %s sodp: during it %ld truncates (avg %.1f ms), %ld punches (avg %.1f ms), %ld pages migrated (%ld moves, avg %.1f ms)\n",
+	printf("summary: %s sodp: during it %ld truncates (avg %.1f ms),",
 	       dev->name, ops[0].n + ops[1].n,
 	       ops[0].n + ops[1].n ?
-	       (ops[0].sum_ms + ops[1].sum_ms) / (ops[0].n + ops[1].n) : 0,
+	       (ops[0].sum_ms + ops[1].sum_ms) / (ops[0].n + ops[1].n) : 0);
+	printf(" %ld punches (avg %.1f ms), %ld pages migrated (%ld moves, avg %.1f ms)\n",
 	       ops[2].n, ops[2].n ? ops[2].sum_ms / ops[2].n : 0, moved,
 	       ops[3].n, ops[3].n ? ops[3].sum_ms / ops[3].n : 0);
-	printf("summary: %s sodp: faults +%lld (%lld pages), invalidations +%lld (%lld pages): %s\n",
+	printf("summary: %s sodp: faults +%lld (%lld pages),",
 	       dev->name, (long long)(after[0] - before[0]),
-	       (long long)(after[1] - before[1]),
+	       (long long)(after[1] - before[1]));
+	printf(" invalidations +%lld (%lld pages): %s\n",
 	       (long long)(after[2] - before[2]),
 	       (long long)(after[3] - before[3]), bad ? "FAILED" : "ok");
 
