@@ -3,7 +3,7 @@
 # sodp: software On-Demand Paging for rxe and siw.
 #
 #   make            build sodp.ko, rdma_rxe.ko, siw.ko and the selftests
-#   make demo       build, boot a guest, ping-pong + bandwidth on rxe0/siw0
+#   make demo       build, boot a guest, ODP/FS-DAX on rxe0/siw0 vs. stock
 #   make check      build, style checks, selftests on rxe0 and siw0 in a guest
 #   make check-debug the selftests and fault injection under a KASAN/lockdep
 #                   kernel built from the same source (cached)

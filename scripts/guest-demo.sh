@@ -1,18 +1,27 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The demo, run inside a guest after guest-setup: a ping-pong and an RDMA
-# WRITE bandwidth loopback on rxe0 and siw0, then a short summary.
-# rxe (RoCE) uses ibv_rc_pingpong; siw (iWARP) cannot connect QPs without
-# rdma_cm, so its ping-pong is rping and perftest runs with -R.
+# The demo, run inside a guest after guest-setup (vm-run --pmem --numa 2):
+#  1. with our sodp, rxe and siw and sodp.pin_mode=auto, sodp_demo on rxe0
+#     and siw0: RDMA WRITEs with READ-back verification into an ODP MR and
+#     a plain MR over a FS-DAX file while it is truncated and hole-punched,
+#     and into an anonymous ODP MR while its pages migrate between NUMA
+#     nodes; then a short ib_write_bw per device;
+#  2. the stock drivers (Debian's rdma_rxe, unpatched siw.ko from
+#     build.sh stock) in place of ours, rxe0 and siw0 re-created: ODP MR
+#     and plain MR on FS-DAX must be refused with EOPNOTSUPP;
+#  3. a short summary. Exit status non-zero if anything went wrong.
+# SODP_DEMO_SECS (default 8) is the length of each device's stream.
 
 set -u
 log=$(mktemp -d)
-declare -A result
+bin=${SODP_TOOLS:-$SODP_TOP/build/tools}
+secs=${SODP_DEMO_SECS:-8}
+fail=0
+declare -A bw
 
 # wait_listen PID: until the server PID (or its child) listens on a TCP
-# port (perftest and pingpong exchange their parameters over TCP first),
-# an rdma_cm id listens (rping has no socket of its own), the server
+# port (perftest exchanges its parameters over TCP first), the server
 # exits, or 15 s passed.
 wait_listen() {
 	local p end=$((SECONDS + 15))
@@ -20,78 +29,98 @@ wait_listen() {
 		for p in $1 $(pgrep -P "$1"); do
 			ss -ltnp 2>/dev/null | grep -q "pid=$p," && return 0
 		done
-		rdma resource show cm_id 2>/dev/null |
-			grep -q "state LISTEN" && return 0
 		sleep 0.1
 	done
 }
 
-# run_pair NAME SERVER_CMD CLIENT_CMD: server in the background, client in
-# the foreground; both must succeed.
-run_pair() {
-	local name=$1 srv=$2 cli=$3 spid rc src
-	$srv >"$log/$name.server" 2>&1 &
+# write_bw DEV ADDR OPTS: a 2 s 64 KiB ib_write_bw loopback; sets bw[DEV].
+write_bw() {
+	local dev=$1 addr=$2 opts=$3 spid rc src
+	# shellcheck disable=SC2086
+	ib_write_bw -d "$dev" $opts -s 65536 -D 2 >"$log/bw-$dev.server" 2>&1 &
 	spid=$!
 	wait_listen $spid
-	timeout 60 $cli >"$log/$name.client" 2>&1
+	# shellcheck disable=SC2086
+	timeout 60 ib_write_bw -d "$dev" $opts -s 65536 -D 2 "$addr" \
+		>"$log/bw-$dev.client" 2>&1
 	rc=$?
 	wait $spid
 	src=$?
 	if [ $rc != 0 ] || [ $src != 0 ]; then
-		echo "demo: $name failed (client $rc, server $src)"
-		sed 's/^/  client: /' "$log/$name.client"
-		sed 's/^/  server: /' "$log/$name.server"
+		echo "demo: ib_write_bw on $dev failed (client $rc, server $src)"
+		sed 's/^/  client: /' "$log/bw-$dev.client"
+		sed 's/^/  server: /' "$log/bw-$dev.server"
+		bw[$dev]=FAILED
 		return 1
 	fi
-	return 0
+	bw[$dev]="$(awk '/^ *65536 /{ print $4 }' "$log/bw-$dev.client") MB/s"
 }
 
-bw_of() { awk '/^ *65536 /{ print $4 }' "$log/$1.client"; }
+# demo DEV [--stock]: sodp_demo on DEV, its output shown and kept.
+demo() {
+	local dev=$1 tag=${2:+stock}
 
-fail=0
-echo "== rxe0: ibv_rc_pingpong (RC, 4 KiB, 1000 iterations)"
-if run_pair pp-rxe "ibv_rc_pingpong -d rxe0 -g 1 -n 1000" \
-		  "ibv_rc_pingpong -d rxe0 -g 1 -n 1000 $SODP_RXE_ADDR"; then
-	cat "$log/pp-rxe.client"
-	result[pp-rxe]=$(awk '/usec\/iter/ { print $7 " usec/iter" }' "$log/pp-rxe.client")
-else
+	echo "== $dev${2:+ (stock drivers)}: sodp_demo ${2:-$secs s}"
+	# shellcheck disable=SC2086
+	SODP_DEVICE=$dev timeout 120 "$bin/sodp_demo" ${2:-} "$secs" \
+		>"$log/demo-$dev${tag:+-$tag}" 2>&1
+	local rc=$?
+	grep -v '^summary: ' "$log/demo-$dev${tag:+-$tag}"
+	if [ $rc != 0 ]; then
+		echo "demo: sodp_demo on $dev${2:+ --stock} failed ($rc)"
+		echo "summary: $dev${tag:+ $tag}: FAILED (exit $rc)" \
+			>>"$log/demo-$dev${tag:+-$tag}"
+		fail=1
+	fi
+}
+
+t0=$SECONDS
+echo auto >/sys/module/sodp/parameters/pin_mode || fail=1
+if [ -z "${SODP_DAX_DIR:-}" ] || [ ! -e /sys/devices/system/node/node1 ]; then
+	echo "demo: needs FS-DAX and two NUMA nodes (vm-run --pmem --numa 2)"
 	fail=1
 fi
+demo rxe0
+demo siw0
+echo "== ib_write_bw 64 KiB, 2 s (rxe0; siw0 with rdma_cm, -R)"
+write_bw rxe0 "$SODP_RXE_ADDR" "-x 1" || fail=1
+write_bw siw0 "$SODP_SIW_ADDR" "-R" || fail=1
+# Out-of-tree modules are tainted "O": proof that rxe and siw are ours.
+taint=$(for m in sodp rdma_rxe siw; do
+	printf '%s(%s) ' $m "$(cat /sys/module/$m/taint 2>/dev/null)"; done)
 
-echo "== siw0: rping (rdma_cm ping-pong, 1000 iterations)"
-if run_pair pp-siw "rping -s -a $SODP_SIW_ADDR -C 1000" \
-		  "rping -c -a $SODP_SIW_ADDR -C 1000 -v"; then
-	tail -n 2 "$log/pp-siw.client"
-	result[pp-siw]="rping 1000 iterations ok"
+echo "== the stock drivers: Debian's rdma_rxe, unpatched siw"
+stock=ok
+# shellcheck source=guest-setup.sh
+SODP_SETUP_LIB=1 source "$SODP_TOP/scripts/guest-setup.sh"
+if rmmod siw rdma_rxe sodp && sodp_load_stock &&
+   rdma link add rxe0 type rxe netdev veth0 &&
+   rdma link add siw0 type siw netdev veth1; then
+	for _ in $(seq 100); do
+		grep -q ACTIVE /sys/class/infiniband/rxe0/ports/1/state &&
+			grep -q ACTIVE /sys/class/infiniband/siw0/ports/1/state &&
+			break
+		sleep 0.1
+	done
+	# No sodp; Debian's rdma_rxe is in-tree (no taint).
+	stock_mods="rdma_rxe($(cat /sys/module/rdma_rxe/taint)) siw from build/stock, sodp $([ -d /sys/module/sodp ] && echo loaded || echo absent)"
+	demo rxe0 --stock
+	demo siw0 --stock
 else
-	fail=1
-fi
-
-echo "== rxe0: ib_write_bw 64 KiB, 3 s"
-if run_pair bw-rxe "ib_write_bw -d rxe0 -x 1 -s 65536 -D 3" \
-		  "ib_write_bw -d rxe0 -x 1 -s 65536 -D 3 $SODP_RXE_ADDR"; then
-	tail -n 4 "$log/bw-rxe.client"
-	result[bw-rxe]="$(bw_of bw-rxe) MB/s"
-else
-	fail=1
-fi
-
-echo "== siw0: ib_write_bw -R 64 KiB, 3 s"
-if run_pair bw-siw "ib_write_bw -d siw0 -R -s 65536 -D 3" \
-		  "ib_write_bw -d siw0 -R -s 65536 -D 3 $SODP_SIW_ADDR"; then
-	tail -n 4 "$log/bw-siw.client"
-	result[bw-siw]="$(bw_of bw-siw) MB/s"
-else
+	echo "demo: could not switch to the stock drivers"
+	stock=FAILED
 	fail=1
 fi
 
 echo
-echo "== sodp demo summary (TCG guest: absolute numbers are emulation speed)"
-printf '  %-6s %-28s %s\n' device "ping-pong" "RDMA WRITE 64 KiB"
-printf '  %-6s %-28s %s\n' rxe0 "${result[pp-rxe]:-FAILED}" "${result[bw-rxe]:-FAILED}"
-printf '  %-6s %-28s %s\n' siw0 "${result[pp-siw]:-FAILED}" "${result[bw-siw]:-FAILED}"
-# Out-of-tree modules are tainted "O": proof that rxe and siw are ours.
-printf '  modules: %s\n' "$(for m in sodp rdma_rxe siw; do
-	printf '%s(taint %s) ' $m "$(cat /sys/module/$m/taint 2>/dev/null)"; done)"
+echo "== sodp demo summary ($((SECONDS - t0)) s in the guest; TCG: absolute numbers are emulation speed)"
+for dev in rxe0 siw0; do
+	echo "$dev:"
+	cat "$log/demo-$dev" "$log/demo-$dev-stock" 2>/dev/null |
+		sed -n "s/^summary: $dev /  /p"
+	echo "  sodp: ib_write_bw 64 KiB ${bw[$dev]:-not run}"
+done
+echo "modules: ours ${taint}; stock ${stock_mods:-$stock}"
+[ $fail = 0 ] && echo "demo: PASS" || echo "demo: FAILED"
 rm -rf "$log"
 exit $fail

@@ -166,4 +166,5 @@ sodp_setup() {
 	return 0
 }
 
-sodp_setup
+# With SODP_SETUP_LIB set, only define the functions (guest-demo.sh).
+[ -n "${SODP_SETUP_LIB:-}" ] || sodp_setup

@@ -39,10 +39,11 @@ for f in $(git ls-files -co --exclude-standard 'drivers/*.c' 'drivers/*.h' 'incl
 	$kd "$f" >"$out" 2>&1
 	report "kernel-doc $f" $?
 done
-# Selftests: kernel style too (they are C in the kernel tree). checkpatch
+# Selftests and the tools beside them (bench, stress, demo): kernel style too (they are C in the kernel tree). checkpatch
 # reads the harness's "FIXTURE_DATA(name) *self" as a multiplication
 # (SPACING false positive), so that one type is not checked there.
-for f in $(git ls-files -co --exclude-standard 'tools/testing/selftests/sodp/*.[ch]'); do
+for f in $(git ls-files -co --exclude-standard 'tools/testing/selftests/sodp/*.[ch]' \
+		'tools/sodp/*.[ch]'); do
 	$cp --ignore SPACING -f "$f" >"$out" 2>&1
 	report "checkpatch $f" $?
 done
