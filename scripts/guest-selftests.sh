@@ -40,6 +40,14 @@ echo "# ==== rdma-core tools on ODP memory"
 echo "# ==== rping on plain MRs served by sodp (pin_mode=all)"
 "$SODP_TOP/scripts/guest-rping.sh"
 
+echo "# ==== sodp load line"
+n=$(dmesg | grep -c 'sodp: version [^ ]*, pin_mode ')
+if [ "$n" = 1 ] && [ -s /sys/module/sodp/version ]; then
+	echo "ok 1 module.load_line"
+else
+	echo "not ok 1 module.load_line # $n load lines"
+fi
+
 echo "# ==== module unload"
 rdma link delete rxe0 2>/dev/null
 rdma link delete siw0 2>/dev/null
