@@ -40,6 +40,20 @@ echo "# ==== rdma-core tools on ODP memory"
 echo "# ==== rping on plain MRs served by sodp (pin_mode=all)"
 "$SODP_TOP/scripts/guest-rping.sh"
 
+echo "# ==== sodp load line"
+# The latest load (a test may have reloaded sodp) names the version that
+# modinfo and /sys/module/sodp/version report.
+line=$(dmesg | grep 'sodp: version [^ ]*, pin_mode ' | tail -n 1)
+ver=$(cat /sys/module/sodp/version 2>/dev/null)
+got=${line##*sodp: version }
+got=${got%%,*}
+if [ -n "$ver" ] && [ "$ver" != unknown ] && [ "$got" = "$ver" ]; then
+	echo "ok 1 module.load_line"
+else
+	echo "# load line '${line}', /sys/module/sodp/version '$ver'"
+	echo "not ok 1 module.load_line"
+fi
+
 echo "# ==== module unload"
 rdma link delete rxe0 2>/dev/null
 rdma link delete siw0 2>/dev/null

@@ -17,6 +17,7 @@
 #include <linux/string.h>
 
 #include "sodp_priv.h"
+#include "sodp_version.h"
 
 static unsigned int fault_around_pages = 16;
 module_param(fault_around_pages, uint, 0644);
@@ -215,6 +216,8 @@ static int __init sodp_init(void)
 		goto out_destroy_cache;
 
 	sodp_debugfs_init();
+	pr_info("version %s, pin_mode %s\n", SODP_VERSION,
+		sodp_pin_mode_names[READ_ONCE(sodp_pin_mode_val)]);
 	return 0;
 
 out_destroy_cache:
@@ -238,3 +241,4 @@ module_exit(sodp_exit);
 
 MODULE_DESCRIPTION("Software On-Demand Paging for soft-RDMA drivers");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(SODP_VERSION);
