@@ -165,8 +165,10 @@ static void sodp_cent_destroy(struct sodp_cent *ent)
 /**
  * sodp_cent_free() - dirty and release the page of a recalled entry
  * @ent: an entry no user can reach any more
+ * @unmapped: no notifier covers the page any more (a dying umem): it may
+ *	be unmapped and truncated by now, so dirty it under the folio lock
  *
- * Called by the invalidate callback before the mm unmaps the page, so
+ * Without @unmapped, called by the invalidate callback before the mm unmaps the page, so
  * the folio is still mapped, and still in its mapping: truncation, page
  * cache invalidation and reclaim all unmap a folio (and so wait for this
  * callback) before they remove it from the mapping, which is what
@@ -180,13 +182,18 @@ static void sodp_cent_destroy(struct sodp_cent *ent)
  * folio lock (truncation's unmap_mapping_folio(), reclaim, migration,
  * folio_mkclean()), and it may be atomic (a non-blockable invalidation).
  *
- * Context: the invalidate callback; any context, the folio lock may be
- * held by the caller. No sodp lock held.
+ * Context: without @unmapped, the invalidate callback: any context, the
+ * folio lock may be held by the caller. With @unmapped, process context
+ * (may sleep). No sodp lock held.
  */
-static void sodp_cent_free(struct sodp_cent *ent)
+static void sodp_cent_free(struct sodp_cent *ent, bool unmapped)
 {
-	if (READ_ONCE(ent->dirty))
-		set_page_dirty(ent->page);
+	if (READ_ONCE(ent->dirty)) {
+		if (unmapped)
+			set_page_dirty_lock(ent->page);
+		else
+			set_page_dirty(ent->page);
+	}
 	sodp_cent_destroy(ent);
 }
 
@@ -608,6 +615,34 @@ unsigned int sodp_cache_recall_locked(struct sodp_umem *umem,
 	return n;
 }
 
+/*
+ * Free recalled entries, first waiting for their in-flight copies if @wait;
+ * @unmapped as for sodp_cent_free(). Returns how many were waited for.
+ */
+static unsigned int sodp_cache_free_list(struct sodp_umem *umem,
+					 struct list_head *list, bool wait,
+					 bool unmapped)
+{
+	struct sodp_cent *ent, *tmp;
+	unsigned int nwaited = 0;
+
+	list_for_each_entry_safe(ent, tmp, list, lru) {
+		/*
+		 * Pairs with atomic_dec_and_test() in sodp_cache_unlease().
+		 * A count seen here after the barrier of the recall may also
+		 * be a lease that is backing off: it drops soon.
+		 */
+		if (wait && atomic_read_acquire(&ent->inflight)) {
+			nwaited++;
+			wait_event(umem->recall_wq,
+				   !atomic_read_acquire(&ent->inflight));
+		}
+		list_del(&ent->lru);
+		sodp_cent_free(ent, unmapped);
+	}
+	return nwaited;
+}
+
 /**
  * sodp_cache_release_list() - release unhashed cache entries
  * @umem: the umem
@@ -628,24 +663,7 @@ unsigned int sodp_cache_recall_locked(struct sodp_umem *umem,
 unsigned int sodp_cache_release_list(struct sodp_umem *umem,
 				     struct list_head *list, bool wait)
 {
-	struct sodp_cent *ent, *tmp;
-	unsigned int nwaited = 0;
-
-	list_for_each_entry_safe(ent, tmp, list, lru) {
-		/*
-		 * Pairs with atomic_dec_and_test() in sodp_cache_unlease().
-		 * A count seen here after the barrier of the recall may also
-		 * be a lease that is backing off: it drops soon.
-		 */
-		if (wait && atomic_read_acquire(&ent->inflight)) {
-			nwaited++;
-			wait_event(umem->recall_wq,
-				   !atomic_read_acquire(&ent->inflight));
-		}
-		list_del(&ent->lru);
-		sodp_cent_free(ent);
-	}
-	return nwaited;
+	return sodp_cache_free_list(umem, list, wait, false);
 }
 
 #define SODP_TRIM_BATCH	32
@@ -799,25 +817,17 @@ void sodp_cache_age_work(struct work_struct *work)
  */
 void sodp_cache_destroy(struct sodp_umem *umem)
 {
-	struct sodp_cent *ent, *tmp;
 	LIST_HEAD(all);
 
 	spin_lock_bh(&umem->lock);
 	sodp_cache_recall_locked(umem, 0, ULONG_MAX, &all);
 	spin_unlock_bh(&umem->lock);
 	/*
-	 * Not sodp_cache_release_list(): no notifier covers these pages any
-	 * more, so one may be unmapped and truncated by now, and no
-	 * invalidation can wait for us. Dirty it under the folio lock.
+	 * No notifier covers these pages any more, so one may be unmapped
+	 * and truncated by now, and no invalidation can wait for us: dirty
+	 * them under the folio lock.
 	 */
-	list_for_each_entry_safe(ent, tmp, &all, lru) {
-		wait_event(umem->recall_wq,
-			   !atomic_read_acquire(&ent->inflight));
-		list_del(&ent->lru);
-		if (READ_ONCE(ent->dirty))
-			set_page_dirty_lock(ent->page);
-		sodp_cent_destroy(ent);
-	}
+	sodp_cache_free_list(umem, &all, true, true);
 	WARN_ON_ONCE(umem->cache.count);
 	kfree(umem->cache.hash);
 }
