@@ -160,6 +160,21 @@ struct ibv_mr *sodp_mr_reg(struct sodp_dev *dev, void *addr, size_t len,
 			   int access);
 int sodp_mr_dereg(struct ibv_mr **mr);
 
+/*
+ * In a test: registering [addr, addr + len) with access must fail with
+ * errno err. An MR that was registered anyway is deregistered again.
+ */
+#define EXPECT_REG_REFUSED(dev, addr, len, access, err)			\
+	do {								\
+		struct ibv_mr *__mr = sodp_mr_reg(dev, addr, len, access); \
+		int __err = errno;					\
+									\
+		EXPECT_EQ(NULL, __mr);					\
+		EXPECT_EQ(err, __err);					\
+		if (__mr)						\
+			ibv_dereg_mr(__mr);				\
+	} while (0)
+
 int sodp_post_recv(struct sodp_end *end, uint64_t wr_id, void *addr,
 		   uint32_t len, uint32_t lkey);
 int sodp_post_send(struct sodp_end *end, uint64_t wr_id, const void *addr,

@@ -1800,7 +1800,7 @@ TEST_F_TIMEOUT(odp, hugetlb_access, CASE_TIMEOUT)
 	const size_t len = 2 * HPAGE_SZ;
 	const int acc = ODP_RW | IBV_ACCESS_HUGETLB;
 	struct sodp_mr_stats st0, st1;
-	struct ibv_mr *mr, *smr, *bad;
+	struct ibv_mr *mr, *smr;
 	uint8_t *h, *src, *anon;
 
 	h = slot_hugetlb(_metadata, c, 2);
@@ -1808,24 +1808,9 @@ TEST_F_TIMEOUT(odp, hugetlb_access, CASE_TIMEOUT)
 		return;
 
 	anon = slot_anon(_metadata, c, 2, len, 0);
-	errno = 0;
-	bad = sodp_mr_reg(&c->dev, anon, len, acc);
-	EXPECT_EQ(NULL, bad);
-	EXPECT_EQ(EINVAL, errno);
-	if (bad)
-		ibv_dereg_mr(bad);
-	errno = 0;
-	bad = sodp_mr_reg(&c->dev, h + HPAGE_SZ, len, acc);
-	EXPECT_EQ(NULL, bad);
-	EXPECT_EQ(EINVAL, errno);
-	if (bad)
-		ibv_dereg_mr(bad);
-	errno = 0;
-	bad = sodp_mr_reg(&c->dev, NULL, SIZE_MAX, acc);
-	EXPECT_EQ(NULL, bad);
-	EXPECT_EQ(EINVAL, errno);
-	if (bad)
-		ibv_dereg_mr(bad);
+	EXPECT_REG_REFUSED(&c->dev, anon, len, acc, EINVAL);
+	EXPECT_REG_REFUSED(&c->dev, h + HPAGE_SZ, len, acc, EINVAL);
+	EXPECT_REG_REFUSED(&c->dev, NULL, SIZE_MAX, acc, EINVAL);
 
 	src = slot_anon(_metadata, c, 1, len, 0);
 	sodp_pattern_fill(src, len, c->seed, 0);
