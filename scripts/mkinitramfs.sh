@@ -6,19 +6,21 @@
 # (9p over virtio and overlayfs). The modules are stored decompressed
 # because busybox's insmod cannot read .ko.xz.
 #
-# Usage: mkinitramfs.sh [--built-in] KVER OUTPUT.cpio.gz
+# Usage: mkinitramfs.sh [--built-in | --base DIR] KVER OUTPUT.cpio.gz
 # --built-in: the kernel has them built in (the debug kernel); add none.
+# --base DIR: take them from DIR/lib/modules/KVER, not the host's (a
+# kernel scripts/upstream-kernel.sh fetched).
 
 set -euo pipefail
 
 mods="netfs 9pnet 9pnet_virtio 9p overlay"
-if [ "$1" = --built-in ]; then
-	mods=""
-	shift
-fi
+modbase=/
+case "$1" in
+--built-in)	mods=""; shift ;;
+--base)		modbase=$2; shift 2 ;;
+esac
 kver=$1
 out=$2
-mdir=/lib/modules/$kver
 work=$(mktemp -d "${TMPDIR:-/tmp}/sodp-initramfs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -29,7 +31,7 @@ for a in sh mount umount mkdir insmod switch_root sleep cat echo poweroff; do
 done
 
 for m in $mods; do
-	f=$(modinfo -k "$kver" -n "$m")
+	f=$(modinfo -b "$modbase" -k "$kver" -n "$m")
 	case "$f" in
 	*.xz)	xz -dc "$f" >"$work/modules/$m.ko" ;;
 	*.zst)	zstd -qdc "$f" >"$work/modules/$m.ko" ;;
