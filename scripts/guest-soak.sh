@@ -22,15 +22,17 @@ if [ "${SODP_SOAK_SELFCHECK:-0}" = 1 ]; then
 	dev=${devices%% *}
 	n=$((n + 1))
 	if SODP_DEVICE=$dev SODP_SOAK_CORRUPT=1 timeout 120 \
-		"$bin/sodp_soak" 3 >"$log/self" 2>&1; then
+		"$bin/sodp_soak" 5 >"$log/self" 2>&1; then
 		cat "$log/self"
 		echo "not ok $n soak.$dev.detects_mismatch # a corrupted model passed"
 		rc=1
-	elif grep -q ' 1 mismatches.*FAILED$' "$log/self"; then
+	# One model byte, compared with local, remote and read-back: 3.
+	elif grep -q ' soak .* 3 mismatches, 0 lost, 0 duplicated: FAILED$' \
+		"$log/self"; then
 		echo "ok $n soak.$dev.detects_mismatch"
 	else
 		cat "$log/self"
-		echo "not ok $n soak.$dev.detects_mismatch # not failed by exactly 1 mismatch"
+		echo "not ok $n soak.$dev.detects_mismatch # not failed by exactly 3 mismatches"
 		rc=1
 	fi
 fi
