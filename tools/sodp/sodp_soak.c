@@ -358,7 +358,7 @@ static void *streamer(void *arg)
 			pthread_mutex_unlock(&s->lock);
 			break;
 		}
-		if (corrupt && s->rounds == 2 && s->idx == 0) {
+		if (corrupt && s->idx == 0) {
 			model[LEN / 3] ^= 0x20;
 			corrupt = 0;
 		}
@@ -501,7 +501,9 @@ int main(int argc, char **argv)
 		moved += s->bytes_moved;
 		verified += s->bytes_verified;
 		bad += s->mismatches;
-		lost += s->lost + (s->seq > s->done ? s->seq - s->done : 0);
+		/* After an error the rest were flushed, not lost. */
+		lost += s->lost + (!s->err && s->seq > s->done ?
+				   s->seq - s->done : 0);
 		dup += s->dup;
 		err |= s->err;
 	}
