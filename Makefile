@@ -8,6 +8,7 @@
 #   make check-debug the selftests and fault injection under a KASAN/lockdep
 #                   kernel built from the same source (cached)
 #   make bench      ODP benchmark ratios from one guest run (not a test)
+#   make soak       checksummed soak on rxe0 + siw0 (SODP_SOAK_SECS, default 600)
 #   make modules | selftests | lint | sparse | clean
 #
 # Everything installs its own packages (scripts/deps.sh, as root). The kbuild
@@ -37,6 +38,9 @@ check-debug:
 bench:
 	scripts/bench.sh
 
+soak:
+	scripts/soak.sh
+
 lint:
 	scripts/lint.sh
 
@@ -46,4 +50,4 @@ sparse:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all modules selftests demo check check-debug bench lint sparse clean
+.PHONY: all modules selftests demo check check-debug bench soak lint sparse clean

@@ -54,6 +54,10 @@ else
 	echo "not ok 1 module.load_line"
 fi
 
+echo "# ==== soak smoke (sodp_soak, all devices at once, pin_mode=all)"
+SODP_SOAK_SECS=${SODP_SOAK_SMOKE_SECS:-20} SODP_SOAK_SELFCHECK=1 \
+	"$SODP_TOP/scripts/guest-soak.sh"
+
 echo "# ==== module unload"
 rdma link delete rxe0 2>/dev/null
 rdma link delete siw0 2>/dev/null
