@@ -20,18 +20,8 @@ secs=${SODP_DEMO_SECS:-8}
 fail=0
 declare -A bw
 
-# wait_listen PID: until the server PID (or its child) listens on a TCP
-# port (perftest exchanges its parameters over TCP first), the server
-# exits, or 15 s passed.
-wait_listen() {
-	local p end=$((SECONDS + 15))
-	while [ $SECONDS -lt $end ] && kill -0 "$1" 2>/dev/null; do
-		for p in $1 $(pgrep -P "$1"); do
-			ss -ltnp 2>/dev/null | grep -q "pid=$p," && return 0
-		done
-		sleep 0.1
-	done
-}
+# shellcheck source=scripts/guest-lib.sh
+. "$SODP_TOP/scripts/guest-lib.sh"
 
 # write_bw DEV ADDR OPTS: a 2 s 64 KiB ib_write_bw loopback; sets bw[DEV].
 write_bw() {

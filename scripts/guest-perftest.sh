@@ -20,34 +20,19 @@ tap() {	# tap STATUS NAME [DIRECTIVE]
 	n=$((n + 1))
 }
 
-# wait_listen PID: until the server PID (or its child) listens on a TCP
-# port, exits, or 15 s passed (perftest, pingpong and rping all exchange
-# their parameters over TCP first).
-wait_listen() {
-	local p end=$((SECONDS + 15))
-	while [ $SECONDS -lt $end ] && kill -0 "$1" 2>/dev/null; do
-		for p in $1 $(pgrep -P "$1"); do
-			ss -ltnp 2>/dev/null | grep -q "pid=$p," && return 0
-		done
-		sleep 0.1
-	done
-}
+# shellcheck source=scripts/guest-lib.sh
+. "$SODP_TOP/scripts/guest-lib.sh"
 
 # pair NAME SERVER CLIENT: both must exit 0; keeps the output in $log.
 pair() {
-	local name=$1 srv=$2 cli=$3 spid rc src i
+	local name=$1 srv=$2 cli=$3 spid rc src
 	timeout 60 $srv >"$log/$name.srv" 2>&1 &
 	spid=$!
 	wait_listen $spid
 	timeout 60 $cli >"$log/$name.cli" 2>&1
 	rc=$?
 	# A client that gave up leaves its server waiting: give it 5 s.
-	for i in $(seq 50); do
-		kill -0 $spid 2>/dev/null || break
-		sleep 0.1
-	done
-	kill $spid 2>/dev/null
-	wait $spid
+	reap $spid 50
 	src=$?
 	[ $rc = 0 ] && [ $src = 0 ] && return 0
 	sed 's/^/# client: /' "$log/$name.cli"

@@ -23,6 +23,8 @@
 set -u
 n=${1:-1}
 log=$(mktemp -d)
+# shellcheck source=scripts/guest-lib.sh
+. "$SODP_TOP/scripts/guest-lib.sh"
 param=/sys/module/sodp/parameters/pin_mode
 dbg=/sys/kernel/debug/sodp
 count=50
@@ -111,12 +113,7 @@ rping_all() {
 		-S $size >"$log/cli.out" 2>"$log/cli.err"
 	rc=$?
 	# The server ends when the client disconnects; give it 10 s.
-	for _ in $(seq 100); do
-		kill -0 $spid 2>/dev/null || break
-		sleep 0.1
-	done
-	kill $spid 2>/dev/null
-	wait $spid
+	reap $spid 100
 	src=$?
 	if [ $rc != 0 ] || [ $src != 0 ]; then
 		why "$dev: rping client exit $rc, server exit $src"
