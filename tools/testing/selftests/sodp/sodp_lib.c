@@ -923,11 +923,14 @@ static void sodp_stall_late(struct ibv_cq *cq, uint64_t deadline)
 			       (unsigned long long)(sodp_now_ms() - deadline),
 			       (unsigned long long)wc.wr_id,
 			       ibv_wc_status_str(wc.status));
+			/* Before a harness timeout can kill the case. */
+			fflush(stdout);
 			return;
 		}
 		nanosleep(&pause, NULL);
 	}
 	printf("# stall: still no completion %ld ms after the dump\n", grace);
+	fflush(stdout);
 }
 
 /**
