@@ -25,17 +25,17 @@ bounded() {
 	# sysrq, whose traces would read as a splat in the kernel log). Only
 	# builtins per task: a fork costs ~70 ms in a TCG guest.
 	for t in /proc/[0-9]*; do
-		read -r comm <"$t/comm" 2>/dev/null || continue
+		read -r comm 2>/dev/null <"$t/comm" || continue
 		state=
 		while read -r key val _; do
 			[ "$key" = State: ] && state=$val && break
-		done <"$t/status" 2>/dev/null
+		done 2>/dev/null <"$t/status"
 		case "$comm" in
 		siw_tx*|kworker*|sodp*) ;;
 		*) [ "$state" = D ] || continue ;;
 		esac
 		stack=
-		read -r -d '' stack <"$t/stack" 2>/dev/null
+		read -r -d "" stack 2>/dev/null <"$t/stack"
 		if [ "$state" != D ] && [ "${comm#siw_tx}" = "$comm" ]; then
 			[[ $stack =~ (siw|sodp|rxe|hmm)_ ]] || continue
 		fi
@@ -44,14 +44,14 @@ bounded() {
 	done
 	for f in /sys/kernel/debug/sodp/*; do
 		v=
-		read -r v <"$f" 2>/dev/null
+		read -r v 2>/dev/null <"$f"
 		printf '%s: %s\n' "${f##*/}" "${v:0:200}"
 	done
 	bounded rdma resource show qp -d
 	bounded rdma statistic mr
 	for f in /sys/class/infiniband/*/ports/1/hw_counters/*; do
 		v=0
-		read -r v <"$f" 2>/dev/null
+		read -r v 2>/dev/null <"$f"
 		d=${f#/sys/class/infiniband/}
 		[ "${v:-0}" = 0 ] || printf '%s ' "${d%%/*}:${f##*/}=$v"
 	done
