@@ -4,7 +4,8 @@
 # Run inside a guest after guest-setup: the same selftest programs on the
 # same device SODP_LOOP_N times in a row (default 20), counting runs with
 # a failure. Each failing run's failed cases and stall dumps are kept as
-# comments; the last line says "loop: N runs, N failed".
+# comments (with vm-run --share, each failing run's whole output is
+# copied there as loop.N.out); the last line says "loop: N runs, N failed".
 #
 # SODP_LOOP_TESTS (default "sodp_odp sodp_siw_defer"), SODP_LOOP_DEVICE
 # (default siw0); arguments are passed to every program. siw's messages
@@ -38,6 +39,8 @@ for i in $(seq "$n"); do
 	if [ "$f" != 0 ]; then
 		bad=$((bad + 1))
 		echo "# run $i: $f failed ($(( $(date +%s) - t )) s)"
+		# The whole output, for a dump longer than what is shown here.
+		[ -n "${SODP_SHARE:-}" ] && cp "$out" "$SODP_SHARE/loop.$i.out"
 		grep -E '^not ok|^# (stall|----)|^#  [A-Za-z_]+\.c:[0-9]+:' "$out" | head -40
 		grep -E -A60 '^# ---- stall dump' "$out" | head -120
 		dmesg | tail -n +$((seen + 1)) | grep -E 'siw|sodp' | grep -v -E 'deferred fault at .*, err = 0$' |

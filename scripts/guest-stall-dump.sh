@@ -4,35 +4,61 @@
 # Run inside a guest by a selftest that waited in vain for a completion
 # (SODP_STALL_CMD): print, as TAP comments, what the transport and sodp
 # show at that moment, so that a stall seen once can be told apart (data
-# left in a socket, a QP out of RTS, a deferral that is never resumed).
+# left in a socket, a QP out of RTS, a deferral that is never resumed, a
+# fault that never returns).
+#
+# The selftest harness kills the whole process group of a case that runs
+# past its timeout, this script included: so the output is not buffered
+# (sed -u), the blocked tasks come first and every command that asks the
+# kernel something is bounded (a command blocked on a lock a stuck fault
+# holds would otherwise take the whole dump with it; it is named instead).
+
+# Run "$@", bounded to 10 s; say so if it did not finish.
+bounded() {
+	timeout -s KILL 10 "$@"
+	[ $? = 137 ] && echo "($* did not finish within 10 s)"
+}
 
 {
 	echo "---- stall dump at $(cut -d' ' -f1 /proc/uptime) s"
-	ss -tnmie 2>&1
-	nstat -az 2>&1 | grep -E -i 'drop|prune|collapse|retrans|zerowindow|timeout|backlog' |
-		grep -v ' 0 '
-	rdma resource show qp 2>&1
-	rdma statistic mr 2>&1
-	for f in /sys/kernel/debug/sodp/*; do
-		printf '%s: %s\n' "${f##*/}" "$(tr '\n' ' ' <"$f" | cut -c1-200)"
-	done
 	# Where the transmit threads and any blocked task are (not through
-	# sysrq, whose traces would read as a splat in the kernel log).
+	# sysrq, whose traces would read as a splat in the kernel log). Only
+	# builtins per task: a fork costs ~70 ms in a TCG guest.
 	for t in /proc/[0-9]*; do
-		comm=$(cat "$t/comm" 2>/dev/null) || continue
-		state=$(awk '/^State:/ {print $2}' "$t/status" 2>/dev/null)
+		read -r comm 2>/dev/null <"$t/comm" || continue
+		state=
+		while read -r key val _; do
+			[ "$key" = State: ] && state=$val && break
+		done 2>/dev/null <"$t/status"
 		case "$comm" in
 		siw_tx*|kworker*|sodp*) ;;
 		*) [ "$state" = D ] || continue ;;
 		esac
-		stack=$(cat "$t/stack" 2>/dev/null)
+		stack=
+		read -r -d "" stack 2>/dev/null <"$t/stack"
 		if [ "$state" != D ] && [ "${comm#siw_tx}" = "$comm" ]; then
-			echo "$stack" | grep -q -E '(siw|sodp|rxe|hmm)_' ||
-				continue
+			[[ $stack =~ (siw|sodp|rxe|hmm)_ ]] || continue
 		fi
 		echo "task ${t#/proc/} $comm state $state"
 		echo "$stack"
 	done
+	for f in /sys/kernel/debug/sodp/*; do
+		v=
+		read -r v 2>/dev/null <"$f"
+		printf '%s: %s\n' "${f##*/}" "${v:0:200}"
+	done
+	bounded rdma resource show qp -d
+	bounded rdma statistic mr
+	for f in /sys/class/infiniband/*/ports/1/hw_counters/*; do
+		v=0
+		read -r v 2>/dev/null <"$f"
+		d=${f#/sys/class/infiniband/}
+		[ "${v:-0}" = 0 ] || printf '%s ' "${d%%/*}:${f##*/}=$v"
+	done
+	echo
+	bounded ss -tnmie
+	bounded nstat -az | grep -E -i 'drop|prune|collapse|retrans|zerowindow|timeout|backlog' |
+		grep -v ' 0 '
 	dmesg | tail -n 20
-	echo "---- end of stall dump"
-} 2>&1 | sed 's/^/# /'
+	echo "---- end of stall dump at $(cut -d' ' -f1 /proc/uptime) s"
+} 2>&1 | sed -u 's/^/# /'

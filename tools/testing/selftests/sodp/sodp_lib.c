@@ -923,11 +923,14 @@ static void sodp_stall_late(struct ibv_cq *cq, uint64_t deadline)
 			       (unsigned long long)(sodp_now_ms() - deadline),
 			       (unsigned long long)wc.wr_id,
 			       ibv_wc_status_str(wc.status));
+			/* Before a harness timeout can kill the case. */
+			fflush(stdout);
 			return;
 		}
 		nanosleep(&pause, NULL);
 	}
 	printf("# stall: still no completion %ld ms after the dump\n", grace);
+	fflush(stdout);
 }
 
 /**
@@ -943,7 +946,8 @@ static void sodp_stall_late(struct ibv_cq *cq, uint64_t deadline)
  */
 int sodp_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms)
 {
-	uint64_t deadline = sodp_now_ms() + timeout_ms;
+	uint64_t now, last = sodp_now_ms(), gap = 0;
+	uint64_t deadline = last + timeout_ms;
 	const struct timespec pause = { .tv_nsec = 50 * 1000 };
 	unsigned int spins = 0;
 	int n;
@@ -956,8 +960,16 @@ int sodp_poll_one(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms)
 		}
 		if (n == 1)
 			return 0;
-		if (sodp_now_ms() > deadline) {
-			sodp_err("no completion within %d ms", timeout_ms);
+		now = sodp_now_ms();
+		if (now - last > gap)
+			gap = now - last;
+		last = now;
+		if (now > deadline) {
+			/* A long gap: this process did not run, or not here. */
+			sodp_err("no completion within %d ms (at %llu.%03llu s, polls up to %llu ms apart)",
+				 timeout_ms, (unsigned long long)now / 1000,
+				 (unsigned long long)now % 1000,
+				 (unsigned long long)gap);
 			sodp_stall_dump();
 			sodp_stall_late(cq, deadline);
 			return -ETIMEDOUT;
