@@ -76,6 +76,12 @@ for dev in rxe0 siw0; do
 			tap ok "perftest.$dev.${t}_odp"
 		else
 			cat "$log/$t.why"
+			# Both exited 0 but no result line counted iterations:
+			# pair printed nothing, so show what perftest said.
+			if [ $rc = 0 ]; then
+				sed 's/^/# client: /' "$log/$t.cli"
+				sed 's/^/# server: /' "$log/$t.srv"
+			fi
 			tap "not ok" "perftest.$dev.${t}_odp"
 		fi
 	done
@@ -103,6 +109,10 @@ for dev in rxe0 siw0; do
 		tap ok "perftest.$dev.ib_atomic_bw_unpinned"
 	else
 		cat "$log/atomic_all.why"
+		if [ $rc = 0 ]; then
+			sed 's/^/# client: /' "$log/atomic_all.cli"
+			sed 's/^/# server: /' "$log/atomic_all.srv"
+		fi
 		echo "# sodp cache_hits $hits0 -> $hits1"
 		tap "not ok" "perftest.$dev.ib_atomic_bw_unpinned"
 	fi
