@@ -34,15 +34,8 @@ for f in 'processing failed' 'SQ task failed' 'deferred fault' \
 	echo "module siw format \"$f\" +p" >$ctl 2>/dev/null
 done
 
-wait_listen() {
-	local p end=$((SECONDS + 15))
-	while [ $SECONDS -lt $end ] && kill -0 "$1" 2>/dev/null; do
-		for p in $1 $(pgrep -P "$1"); do
-			ss -ltnp 2>/dev/null | grep -q "pid=$p," && return 0
-		done
-		sleep 0.1
-	done
-}
+# shellcheck source=scripts/guest-lib.sh
+. "$SODP_TOP/scripts/guest-lib.sh"
 
 for i in $(seq "$n"); do
 	for t in $tests; do
@@ -68,12 +61,7 @@ for i in $(seq "$n"); do
 		wait $cpid
 		rc=$?
 		wait $mpid
-		for _ in $(seq 50); do
-			kill -0 $spid 2>/dev/null || break
-			sleep 0.1
-		done
-		kill $spid 2>/dev/null
-		wait $spid
+		reap $spid 50
 		src=$?
 		if [ $rc = 0 ] && [ $src = 0 ] &&
 		   awk '/^ *[0-9]+ +[0-9]+ / { ok = $2 > 0 } END { exit !ok }' \

@@ -44,7 +44,6 @@
 #define REGION		(FILE_LEN / 4)	/* one MR's share of the first half */
 #define CHUNK		(32u << 10)
 #define WINDOW		16
-#define MPOL_MF_MOVE	2		/* <numaif.h>, without libnuma */
 #ifndef STATX_ATTR_DAX
 #define STATX_ATTR_DAX	0x00200000
 #endif
@@ -323,12 +322,9 @@ static long migrate(char *anon, int node)
 	static int nodes[ANON_LEN / 4096], status[ANON_LEN / 4096];
 	long pg = sodp_page_size(), n = ANON_LEN / pg, i, moved = 0;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		pages[i] = anon + i * pg;
-		nodes[i] = node;
-	}
-	if (syscall(SYS_move_pages, 0, n, pages, nodes, status,
-		    MPOL_MF_MOVE) < 0)
+	if (sodp_move_pages_to(pages, n, nodes, status, node) < 0)
 		return -1;
 	for (i = 0; i < n; i++)
 		moved += status[i] == node;

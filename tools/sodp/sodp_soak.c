@@ -53,7 +53,6 @@
 #define WINDOW		32
 #define NSTREAM		4
 #define NATOMIC		16
-#define MPOL_MF_MOVE	2	/* <numaif.h>, without libnuma */
 
 enum { S_EXPLICIT, S_IMPLICIT, S_PLAIN, S_FILE };
 static const char *const sname[NSTREAM] = {
@@ -82,6 +81,7 @@ static struct ibv_mr *implicit_mr;
 static int nstream, use_atomics, corrupt;
 static atomic_int stop;
 static atomic_long nmoved, nmove_err, ncompact, nforks, ndontneed, nremap;
+static struct sodp_churn forks = { &stop, &nforks };
 static atomic_long ntrunc, npunch;
 
 static uint32_t lkey(struct stream *s, int b)
@@ -111,11 +111,8 @@ static void *migrator(void *arg)
 		pages[n++] = st[j].atom;
 	}
 	while (!stop) {
-		for (i = 0; i < n; i++)
-			nodes[i] = node;
 		/* Pages a destroyer just unmapped or dropped fail alone. */
-		if (syscall(SYS_move_pages, 0, n, pages, nodes, status,
-			    MPOL_MF_MOVE) < 0) {
+		if (sodp_move_pages_to(pages, n, nodes, status, node) < 0) {
 			if (errno == ENODEV || errno == EINVAL) {
 				fprintf(stderr, "# move_pages: %s, no migration\n",
 					strerror(errno));
@@ -146,22 +143,6 @@ static void *compactor(void *arg)
 			ncompact++;
 		close(fd);
 		usleep(200000);
-	}
-	return NULL;
-}
-
-static void *forker(void *arg)
-{
-	(void)arg;
-	while (!stop) {
-		pid_t pid = fork();
-
-		if (!pid)
-			_exit(0);
-		if (pid > 0)
-			waitpid(pid, NULL, 0);
-		nforks++;
-		usleep(5000);
 	}
 	return NULL;
 }
@@ -466,7 +447,7 @@ int main(int argc, char **argv)
 
 	pthread_create(&mov[0], NULL, migrator, NULL);
 	pthread_create(&mov[1], NULL, compactor, NULL);
-	pthread_create(&mov[2], NULL, forker, NULL);
+	pthread_create(&mov[2], NULL, sodp_churn_fork, &forks);
 	pthread_create(&mov[3], NULL, destroyer, NULL);
 	for (i = 0; i < nstream; i++)
 		pthread_create(&sth[i], NULL, streamer, &st[i]);

@@ -32,11 +32,11 @@
 
 #define LEN	(4ul << 20)
 #define WINDOW	32
-#define MPOL_MF_MOVE	2	/* <numaif.h>, without libnuma */
 
 static char *local_buf, *remote_buf, *scratch_buf;
 static atomic_int stop;
 static atomic_long nmoved, nprot, nforks, ndontneed;
+static struct sodp_churn forks = { &stop, &nforks };
 static pthread_mutex_t local_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void *migrator(void *arg)
@@ -54,10 +54,7 @@ static void *migrator(void *arg)
 		pages[n + i] = local_buf + i * pg;
 	}
 	while (!stop) {
-		for (i = 0; i < 2 * n; i++)
-			nodes[i] = node;
-		if (syscall(SYS_move_pages, 0, 2 * n, pages, nodes, status,
-			    MPOL_MF_MOVE) < 0) {
+		if (sodp_move_pages_to(pages, 2 * n, nodes, status, node) < 0) {
 			fprintf(stderr, "# move_pages: %s, no migration\n",
 				strerror(errno));
 			break;
@@ -86,22 +83,6 @@ static void *protector(void *arg)
 		pthread_mutex_unlock(&local_lock);
 		nprot++;
 		usleep(2000);
-	}
-	return NULL;
-}
-
-static void *forker(void *arg)
-{
-	(void)arg;
-	while (!stop) {
-		pid_t pid = fork();
-
-		if (!pid)
-			_exit(0);
-		if (pid > 0)
-			waitpid(pid, NULL, 0);
-		nforks++;
-		usleep(5000);
 	}
 	return NULL;
 }
@@ -181,7 +162,7 @@ int main(int argc, char **argv)
 
 	pthread_create(&th[0], NULL, migrator, NULL);
 	pthread_create(&th[1], NULL, protector, NULL);
-	pthread_create(&th[2], NULL, forker, NULL);
+	pthread_create(&th[2], NULL, sodp_churn_fork, &forks);
 	pthread_create(&th[3], NULL, dontneeder, NULL);
 
 	end = time(NULL) + secs;

@@ -23,7 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/mempolicy.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1814,4 +1817,51 @@ const char *sodp_pin_mode_str(enum sodp_pin_mode mode)
 	default:
 		return "unknown";
 	}
+}
+
+/**
+ * sodp_churn_fork() - fork and reap a child every 5 ms
+ * @churn: a struct sodp_churn: runs until *stop, counts forks in *count
+ *
+ * Each fork write-protects the caller's private anonymous memory, so a
+ * DMA-pinned or mirrored page of it must survive copy-on-write.
+ *
+ * Return: NULL (a pthread start routine).
+ */
+void *sodp_churn_fork(void *churn)
+{
+	struct sodp_churn *c = churn;
+
+	while (!*c->stop) {
+		pid_t pid = fork();
+
+		if (!pid)
+			_exit(0);
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		(*c->count)++;
+		usleep(5000);
+	}
+	return NULL;
+}
+
+/**
+ * sodp_move_pages_to() - move pages of this process to one NUMA node
+ * @pages: the page addresses
+ * @n: how many
+ * @nodes: room for @n node numbers (filled with @node)
+ * @status: room for @n per-page results
+ * @node: the target node
+ *
+ * Return: what move_pages(2) returned (-1 with errno on failure).
+ */
+long sodp_move_pages_to(void **pages, size_t n, int *nodes, int *status,
+			int node)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		nodes[i] = node;
+	return syscall(SYS_move_pages, 0, n, pages, nodes, status,
+		       MPOL_MF_MOVE);
 }

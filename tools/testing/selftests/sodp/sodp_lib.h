@@ -12,6 +12,7 @@
 #ifndef SODP_LIB_H
 #define SODP_LIB_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -217,5 +218,15 @@ ssize_t sodp_byte_check(const void *buf, size_t len, uint8_t val);
 enum sodp_pin_mode sodp_pin_mode(void);
 const char *sodp_pin_mode_str(enum sodp_pin_mode mode);
 long sodp_page_size(void);
+
+/* mm churn for the stress tools: a thread runs until *stop is set. */
+struct sodp_churn {
+	atomic_int *stop;
+	atomic_long *count;	/* one per step done */
+};
+
+void *sodp_churn_fork(void *churn);
+long sodp_move_pages_to(void **pages, size_t n, int *nodes, int *status,
+			int node);
 
 #endif /* SODP_LIB_H */
