@@ -3642,22 +3642,30 @@ static void hw_check(struct __test_metadata *_metadata, struct odp_ctx *c,
 		     const char *what, const struct hw_snap *s0,
 		     const struct hw_snap *s1, bool gone, int64_t *d)
 {
+	char line[512];
+	size_t n = 0;
 	int i;
 
 	for (i = 0; i < HW_N; i++) {
+		d[i] = s1->hw[i] - s0->hw[i];
+		if (d[i] && n < sizeof(line))
+			n += snprintf(line + n, sizeof(line) - n, " %s %+lld",
+				      hw_cnt[i].hw + 5, (long long)d[i]);
+	}
+	TH_LOG("%s:%s", what, n ? line : " nothing");
+	for (i = 0; i < HW_N; i++) {
 		int64_t dmr = s1->mr[i] - s0->mr[i];
 
-		d[i] = s1->hw[i] - s0->hw[i];
-		TH_LOG("%s: %s %+lld (MRs %+lld, debugfs %+lld)", what,
-		       hw_cnt[i].hw, (long long)d[i], (long long)dmr,
-		       (long long)(s1->dbg[i] - s0->dbg[i]));
 		if (!hw_has(c, i))
 			continue;
-		ASSERT_EQ(s1->dbg[i] - s0->dbg[i], d[i]) TH_LOG("%s", what);
+		ASSERT_EQ(s1->dbg[i] - s0->dbg[i], d[i])
+			TH_LOG("%s: %s vs. debugfs", what, hw_cnt[i].hw);
 		if (gone && i != HW_HELD) {
-			ASSERT_EQ(0, d[i]) TH_LOG("%s", what);
+			ASSERT_EQ(0, d[i]) TH_LOG("%s: %s", what, hw_cnt[i].hw);
 		} else {
-			ASSERT_EQ(dmr, d[i]) TH_LOG("%s", what);
+			ASSERT_EQ(dmr, d[i])
+				TH_LOG("%s: %s vs. the MRs", what,
+				       hw_cnt[i].hw);
 		}
 	}
 }
