@@ -35,6 +35,7 @@ struct module;
 struct page;
 struct sk_buff;
 struct sodp_advise;
+struct sodp_dev_stats;
 struct sodp_umem;
 struct sodp_cent;
 
@@ -95,6 +96,40 @@ struct sodp_stats {
 };
 
 /**
+ * enum sodp_dev_counter - the sodp counters of one device
+ * @SODP_DEV_PAGE_FAULTS: as &struct sodp_stats.faults, over every umem
+ *	created with the device's &struct sodp_dev_stats
+ * @SODP_DEV_PAGES_FAULTED: as &struct sodp_stats.pages_faulted, same
+ * @SODP_DEV_PAGE_INVALIDATIONS: as &struct sodp_stats.invalidations, same
+ * @SODP_DEV_PAGES_INVALIDATED: as &struct sodp_stats.pages_invalidated,
+ *	same
+ * @SODP_DEV_PAGE_PREFETCH: as &struct sodp_stats.prefetches, same
+ * @SODP_DEV_CACHE_HITS: as &struct sodp_stats.cache_hits, same
+ * @SODP_DEV_CACHE_MISSES: as &struct sodp_stats.cache_misses, same
+ * @SODP_DEV_CACHE_RECALLS: as &struct sodp_stats.recalls, same
+ * @SODP_DEV_DEFERRALS: as &struct sodp_stats.deferrals, same
+ * @SODP_DEV_PAGES_HELD: page references the caches of those umems hold
+ *	now (goes down again; 0 once they are idle or gone)
+ * @SODP_DEV_NUM_COUNTERS: number of counters
+ *
+ * All but @SODP_DEV_PAGES_HELD only grow, and keep what released umems
+ * counted.
+ */
+enum sodp_dev_counter {
+	SODP_DEV_PAGE_FAULTS,
+	SODP_DEV_PAGES_FAULTED,
+	SODP_DEV_PAGE_INVALIDATIONS,
+	SODP_DEV_PAGES_INVALIDATED,
+	SODP_DEV_PAGE_PREFETCH,
+	SODP_DEV_CACHE_HITS,
+	SODP_DEV_CACHE_MISSES,
+	SODP_DEV_CACHE_RECALLS,
+	SODP_DEV_DEFERRALS,
+	SODP_DEV_PAGES_HELD,
+	SODP_DEV_NUM_COUNTERS
+};
+
+/**
  * enum sodp_pin_mode - policy for plain (non-ODP) user MRs
  * @SODP_PIN_MODE_PIN: pin with ib_umem_get() (stock behaviour)
  * @SODP_PIN_MODE_AUTO: pin; fall back to sodp where pinning is refused
@@ -106,8 +141,15 @@ enum sodp_pin_mode {
 	SODP_PIN_MODE_ALL,
 };
 
+struct sodp_dev_stats *sodp_dev_stats_alloc(void);
+void sodp_dev_stats_put(struct sodp_dev_stats *stats);
+void sodp_dev_stats_read(struct sodp_dev_stats *stats,
+			 const enum sodp_dev_counter *ids, unsigned int n,
+			 u64 *values);
+
 struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
-				int access, unsigned int flags);
+				int access, unsigned int flags,
+				struct sodp_dev_stats *stats);
 void sodp_umem_fence(struct sodp_umem *umem);
 void sodp_umem_release(struct sodp_umem *umem);
 

@@ -106,7 +106,8 @@ int rxe_sodp_mr_init_user(struct rxe_dev *rxe, u64 start, u64 length,
 		flags |= SODP_UMEM_IMPLICIT;
 	}
 
-	umem = sodp_umem_get(current->mm, start, length, access, flags);
+	umem = sodp_umem_get(current->mm, start, length, access, flags,
+			     rxe->sodp_stats);
 	if (IS_ERR(umem)) {
 		rxe_dbg_mr(mr, "sodp_umem_get failed, err = %ld\n",
 			   PTR_ERR(umem));
@@ -411,6 +412,67 @@ void rxe_sodp_init_device_param(struct rxe_dev *rxe)
 	caps->per_transport_caps.ud_odp_caps = IB_ODP_SUPPORT_SEND |
 					       IB_ODP_SUPPORT_RECV |
 					       IB_ODP_SUPPORT_SRQ_RECV;
+}
+
+/**
+ * rxe_sodp_dev_init() - allocate the sodp counters of a new device
+ * @rxe: the device, not registered yet
+ *
+ * Every sodp MR of @rxe counts there, and rxe_ib_get_hw_stats() reports
+ * them after rxe's own counters.
+ *
+ * Context: device setup, process context.
+ * Return: 0 or -ENOMEM.
+ */
+int rxe_sodp_dev_init(struct rxe_dev *rxe)
+{
+	rxe->sodp_stats = sodp_dev_stats_alloc();
+	return rxe->sodp_stats ? 0 : -ENOMEM;
+}
+
+/**
+ * rxe_sodp_dev_cleanup() - drop the sodp counters of a device being freed
+ * @rxe: the device; rxe_sodp_dev_init() may have failed or not run
+ *
+ * Context: dealloc_driver, process context.
+ */
+void rxe_sodp_dev_cleanup(struct rxe_dev *rxe)
+{
+	sodp_dev_stats_put(rxe->sodp_stats);
+	rxe->sodp_stats = NULL;
+}
+
+/*
+ * The sodp hw counters of rxe, in the order of their names after
+ * RXE_CNT_SODP_PAGE_FAULTS in rxe_counter_descs[]. rxe never defers an
+ * access (it may always fault), so it has no deferrals counter.
+ */
+static const enum sodp_dev_counter rxe_sodp_hw_ids[] = {
+	SODP_DEV_PAGE_FAULTS,
+	SODP_DEV_PAGES_FAULTED,
+	SODP_DEV_PAGE_INVALIDATIONS,
+	SODP_DEV_PAGES_INVALIDATED,
+	SODP_DEV_PAGE_PREFETCH,
+	SODP_DEV_CACHE_HITS,
+	SODP_DEV_CACHE_MISSES,
+	SODP_DEV_CACHE_RECALLS,
+	SODP_DEV_PAGES_HELD,
+};
+
+/**
+ * rxe_sodp_get_hw_stats() - read the sodp hw counters of a device
+ * @rxe: the device
+ * @values: where the first of them (RXE_CNT_SODP_PAGE_FAULTS) goes
+ *
+ * Context: any (get_hw_stats).
+ */
+void rxe_sodp_get_hw_stats(struct rxe_dev *rxe, u64 *values)
+{
+	BUILD_BUG_ON(ARRAY_SIZE(rxe_sodp_hw_ids) !=
+		     RXE_NUM_OF_STATS - RXE_CNT_SODP_PAGE_FAULTS);
+
+	sodp_dev_stats_read(rxe->sodp_stats, rxe_sodp_hw_ids,
+			    ARRAY_SIZE(rxe_sodp_hw_ids), values);
 }
 
 /**

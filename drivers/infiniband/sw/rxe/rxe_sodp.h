@@ -37,6 +37,9 @@ int rxe_sodp_mr_atomic_op(struct rxe_mr *mr, u64 iova, int opcode,
 int rxe_sodp_mr_atomic_write(struct rxe_mr *mr, u64 iova, u64 value);
 int rxe_sodp_mr_flush(struct rxe_mr *mr, u64 iova, unsigned int length);
 void rxe_sodp_init_device_param(struct rxe_dev *rxe);
+int rxe_sodp_dev_init(struct rxe_dev *rxe);
+void rxe_sodp_dev_cleanup(struct rxe_dev *rxe);
+void rxe_sodp_get_hw_stats(struct rxe_dev *rxe, u64 *values);
 int rxe_sodp_fill_stat_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr);
 int rxe_sodp_advise_mr(struct ib_pd *ibpd,
 		       enum ib_uverbs_advise_mr_advice advice, u32 flags,

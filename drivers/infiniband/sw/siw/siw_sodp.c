@@ -126,6 +126,7 @@ bool siw_sodp_may_fallback(int err)
 
 /**
  * siw_sodp_umem_get() - mirror the memory of a new user MR
+ * @sdev: the device of the MR, whose hw counters the umem counts in
  * @start: user virtual address of the region
  * @len: length of the region (start 0 and length U64_MAX: implicit ODP)
  * @access: IB access flags of the registration
@@ -138,7 +139,8 @@ bool siw_sodp_may_fallback(int err)
  * Context: process context, current->mm owns the region.
  * Return: the umem, or an ERR_PTR() (-EINVAL, -EFAULT, -ENOMEM, ...).
  */
-struct sodp_umem *siw_sodp_umem_get(u64 start, u64 len, int access)
+struct sodp_umem *siw_sodp_umem_get(struct siw_device *sdev, u64 start,
+				    u64 len, int access)
 {
 	struct sodp_umem *umem;
 	unsigned int flags = 0;
@@ -150,7 +152,8 @@ struct sodp_umem *siw_sodp_umem_get(u64 start, u64 len, int access)
 		flags |= SODP_UMEM_IMPLICIT;
 	}
 
-	umem = sodp_umem_get(current->mm, start, len, access, flags);
+	umem = sodp_umem_get(current->mm, start, len, access, flags,
+			     sdev->sodp_stats);
 	if (IS_ERR(umem))
 		return umem;
 
@@ -705,6 +708,105 @@ void siw_sodp_query_device(struct ib_device_attr *attr)
 					       IB_ODP_SUPPORT_WRITE |
 					       IB_ODP_SUPPORT_READ |
 					       IB_ODP_SUPPORT_SRQ_RECV;
+}
+
+/**
+ * siw_sodp_dev_init() - allocate the sodp counters of a new device
+ * @sdev: the device, not registered yet
+ *
+ * Every sodp MR of @sdev counts there; they are the device's hw counters
+ * (siw has no others).
+ *
+ * Context: device setup, process context.
+ * Return: 0 or -ENOMEM.
+ */
+int siw_sodp_dev_init(struct siw_device *sdev)
+{
+	sdev->sodp_stats = sodp_dev_stats_alloc();
+	return sdev->sodp_stats ? 0 : -ENOMEM;
+}
+
+/**
+ * siw_sodp_dev_cleanup() - drop the sodp counters of a device being freed
+ * @sdev: the device; siw_sodp_dev_init() may have failed or not run
+ *
+ * An MR released later by siw_sodp_mem_free_work() keeps the counters
+ * alive until it is gone.
+ *
+ * Context: dealloc_driver, process context.
+ */
+void siw_sodp_dev_cleanup(struct siw_device *sdev)
+{
+	sodp_dev_stats_put(sdev->sodp_stats);
+	sdev->sodp_stats = NULL;
+}
+
+/* The hw counters of a siw port: the sodp counters of its device. */
+static const struct rdma_stat_desc siw_sodp_hw_descs[] = {
+	{ .name = "sodp_page_faults" },
+	{ .name = "sodp_pages_faulted" },
+	{ .name = "sodp_page_invalidations" },
+	{ .name = "sodp_pages_invalidated" },
+	{ .name = "sodp_page_prefetch" },
+	{ .name = "sodp_cache_hits" },
+	{ .name = "sodp_cache_misses" },
+	{ .name = "sodp_cache_recalls" },
+	{ .name = "sodp_deferrals" },
+	{ .name = "sodp_pages_held" },
+};
+
+/* What each entry of siw_sodp_hw_descs[] shows. */
+static const enum sodp_dev_counter siw_sodp_hw_ids[] = {
+	SODP_DEV_PAGE_FAULTS,
+	SODP_DEV_PAGES_FAULTED,
+	SODP_DEV_PAGE_INVALIDATIONS,
+	SODP_DEV_PAGES_INVALIDATED,
+	SODP_DEV_PAGE_PREFETCH,
+	SODP_DEV_CACHE_HITS,
+	SODP_DEV_CACHE_MISSES,
+	SODP_DEV_CACHE_RECALLS,
+	SODP_DEV_DEFERRALS,
+	SODP_DEV_PAGES_HELD,
+};
+
+/**
+ * siw_sodp_alloc_hw_port_stats() - describe the hw counters of a port
+ * @ibdev: the device
+ * @port_num: the port (siw has one)
+ *
+ * Context: process context (device registration).
+ * Return: the counter set, or NULL when out of memory.
+ */
+struct rdma_hw_stats *siw_sodp_alloc_hw_port_stats(struct ib_device *ibdev,
+						   u32 port_num)
+{
+	BUILD_BUG_ON(ARRAY_SIZE(siw_sodp_hw_descs) !=
+		     ARRAY_SIZE(siw_sodp_hw_ids));
+
+	return rdma_alloc_hw_stats_struct(siw_sodp_hw_descs,
+					  ARRAY_SIZE(siw_sodp_hw_descs),
+					  RDMA_HW_STATS_DEFAULT_LIFESPAN);
+}
+
+/**
+ * siw_sodp_get_hw_stats() - read the hw counters of a port
+ * @ibdev: the device
+ * @stats: the counter set from siw_sodp_alloc_hw_port_stats()
+ * @port_num: the port; the counters are the device's
+ * @index: the counter asked for; all are read anyway
+ *
+ * Context: process context (sysfs, netlink).
+ * Return: the number of counters read, or -EINVAL without a port.
+ */
+int siw_sodp_get_hw_stats(struct ib_device *ibdev,
+			  struct rdma_hw_stats *stats, u32 port_num,
+			  int index)
+{
+	if (!port_num || !stats)
+		return -EINVAL;
+	sodp_dev_stats_read(to_siw_dev(ibdev)->sodp_stats, siw_sodp_hw_ids,
+			    ARRAY_SIZE(siw_sodp_hw_ids), stats->value);
+	return ARRAY_SIZE(siw_sodp_hw_ids);
 }
 
 /**

@@ -17,6 +17,8 @@ struct page;
 struct sk_buff;
 struct sock;
 struct sodp_umem;
+struct rdma_hw_stats;
+struct siw_device;
 struct siw_mem;
 struct siw_qp;
 struct siw_rx_stream;
@@ -78,7 +80,8 @@ void siw_sodp_exit(void);
 
 bool siw_sodp_wants_mr(int access);
 bool siw_sodp_may_fallback(int err);
-struct sodp_umem *siw_sodp_umem_get(u64 start, u64 len, int access);
+struct sodp_umem *siw_sodp_umem_get(struct siw_device *sdev, u64 start,
+				    u64 len, int access);
 void siw_sodp_umem_release(struct sodp_umem *umem);
 void siw_sodp_mem_free(struct siw_mem *mem);
 
@@ -94,6 +97,14 @@ void siw_sodp_tx_put_pages(struct page **pages, unsigned long mask, int n);
 
 int siw_sodp_rx_mem(struct siw_rx_stream *srx, struct siw_mem *mem, u64 va,
 		    int len);
+
+int siw_sodp_dev_init(struct siw_device *sdev);
+void siw_sodp_dev_cleanup(struct siw_device *sdev);
+struct rdma_hw_stats *siw_sodp_alloc_hw_port_stats(struct ib_device *ibdev,
+						   u32 port_num);
+int siw_sodp_get_hw_stats(struct ib_device *ibdev,
+			  struct rdma_hw_stats *stats, u32 port_num,
+			  int index);
 
 void siw_sodp_query_device(struct ib_device_attr *attr);
 int siw_sodp_fill_stat_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr);

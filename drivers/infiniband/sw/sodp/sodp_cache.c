@@ -153,17 +153,18 @@ static void sodp_cent_free_rcu(struct rcu_head *head)
 }
 
 /* Drop the page reference; free the entry once no lookup can see it. */
-static void sodp_cent_destroy(struct sodp_cent *ent)
+static void sodp_cent_destroy(struct sodp_umem *umem, struct sodp_cent *ent)
 {
 	/* Pairs with get_page() in sodp_cache_lease(). */
 	put_page(ent->page);
-	atomic64_dec(&sodp_pages_held);
+	sodp_count_held(umem, -1);
 	/* Pairs with rcu_read_lock() in sodp_cache_lease_fast(). */
 	call_rcu(&ent->rcu, sodp_cent_free_rcu);
 }
 
 /**
  * sodp_cent_free() - dirty and release the page of a recalled entry
+ * @umem: the umem of the entry
  * @ent: an entry no user can reach any more
  * @unmapped: no notifier covers the page any more (a dying umem): it may
  *	be unmapped and truncated by now, so dirty it under the folio lock
@@ -186,7 +187,8 @@ static void sodp_cent_destroy(struct sodp_cent *ent)
  * folio lock may be held by the caller. With @unmapped, process context
  * (may sleep). No sodp lock held.
  */
-static void sodp_cent_free(struct sodp_cent *ent, bool unmapped)
+static void sodp_cent_free(struct sodp_umem *umem, struct sodp_cent *ent,
+			   bool unmapped)
 {
 	if (READ_ONCE(ent->dirty)) {
 		if (unmapped)
@@ -194,7 +196,7 @@ static void sodp_cent_free(struct sodp_cent *ent, bool unmapped)
 		else
 			set_page_dirty(ent->page);
 	}
-	sodp_cent_destroy(ent);
+	sodp_cent_destroy(umem, ent);
 }
 
 /*
@@ -239,7 +241,7 @@ static void sodp_cent_free_locked(struct sodp_umem *umem,
 
 	sodp_cent_unhash_locked(umem, ent);
 	list_del(&ent->lru);
-	sodp_cent_destroy(ent);
+	sodp_cent_destroy(umem, ent);
 }
 
 /*
@@ -432,7 +434,7 @@ int sodp_cache_lease(struct sodp_umem *umem, unsigned long pgidx,
 	 * reference to add to. Pairs with put_page() in sodp_cent_destroy().
 	 */
 	get_page(ent->page);
-	atomic64_inc(&sodp_pages_held);
+	sodp_count_held(umem, 1);
 	/* Publishes the initialised entry to sodp_cache_lease_fast(). */
 	hlist_add_head_rcu(&ent->hnode, sodp_cache_bucket(umem, pgidx));
 	list_add_tail(&ent->lru, &umem->cache.lru);
@@ -638,7 +640,7 @@ static unsigned int sodp_cache_free_list(struct sodp_umem *umem,
 				   !atomic_read_acquire(&ent->inflight));
 		}
 		list_del(&ent->lru);
-		sodp_cent_free(ent, unmapped);
+		sodp_cent_free(umem, ent, unmapped);
 	}
 	return nwaited;
 }

@@ -22,6 +22,7 @@
 
 #include <linux/atomic.h>
 #include <linux/hmm.h>
+#include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mmu_notifier.h>
 #include <linux/mutex.h>
@@ -151,6 +152,47 @@ struct sodp_pcpu_counters {
 	u64 c[SODP_CNT_MAX];
 };
 
+/*
+ * A device's counters are indexed by enum sodp_dev_counter, which starts
+ * with the event counters in the order of enum sodp_counter: sodp_count()
+ * adds to both with one index.
+ */
+#define SODP_CNT_IS_DEV(c, d) \
+	static_assert((int)SODP_CNT_##c == (int)SODP_DEV_##d)
+SODP_CNT_IS_DEV(FAULTS, PAGE_FAULTS);
+SODP_CNT_IS_DEV(PAGES_FAULTED, PAGES_FAULTED);
+SODP_CNT_IS_DEV(INVALIDATIONS, PAGE_INVALIDATIONS);
+SODP_CNT_IS_DEV(PAGES_INVALIDATED, PAGES_INVALIDATED);
+SODP_CNT_IS_DEV(PREFETCHES, PAGE_PREFETCH);
+SODP_CNT_IS_DEV(CACHE_HITS, CACHE_HITS);
+SODP_CNT_IS_DEV(CACHE_MISSES, CACHE_MISSES);
+SODP_CNT_IS_DEV(RECALLS, CACHE_RECALLS);
+SODP_CNT_IS_DEV(DEFERRALS, DEFERRALS);
+SODP_CNT_IS_DEV(MAX, PAGES_HELD);
+#undef SODP_CNT_IS_DEV
+
+/**
+ * struct sodp_dev_pcpu - one CPU's share of the counters of a device
+ * @c: by enum sodp_dev_counter; c[SODP_DEV_PAGES_HELD] goes up on the CPU
+ *	that took a reference and down on the one that dropped it, so only
+ *	the sum over the CPUs means something
+ */
+struct sodp_dev_pcpu {
+	u64 c[SODP_DEV_NUM_COUNTERS];
+};
+
+/**
+ * struct sodp_dev_stats - the sodp counters of one RDMA device
+ * @ref: one for the driver (dropped by sodp_dev_stats_put()) and one per
+ *	umem created with it (dropped by sodp_umem_release()), so the counters
+ *	outlive a device whose last MR is freed later by a work item
+ * @cnt: the counters, per CPU as the umems' own
+ */
+struct sodp_dev_stats {
+	struct kref ref;
+	struct sodp_dev_pcpu __percpu *cnt;
+};
+
 /**
  * struct sodp_umem - one mirrored VA range of one mm
  * @mm: the mirrored mm, held with mmgrab()
@@ -184,6 +226,7 @@ struct sodp_pcpu_counters {
  *	are still empty, and an implicit umem's children with them
  * @cnt: per-CPU counters, see enum sodp_counter; summed by
  *	sodp_umem_stats()
+ * @dev: the counters of the umem's device, or NULL; holds a reference
  * @users: calls that got past sodp_umem_enter() and have not left yet:
  *	the faulting ones, which may sleep for as long as the mm makes
  *	them (a frozen filesystem, a stalled FUSE daemon)
@@ -213,6 +256,7 @@ struct sodp_umem {
 	struct delayed_work reclaim_work;
 
 	struct sodp_pcpu_counters __percpu *cnt;
+	struct sodp_dev_stats *dev;
 
 	atomic_t users;
 	bool dying;
@@ -249,7 +293,20 @@ static inline void sodp_count(struct sodp_umem *umem, enum sodp_counter c,
 {
 	this_cpu_add(umem->cnt->c[c], n);
 	this_cpu_add(sodp_pcpu_cnt.c[c], n);
+	if (umem->dev)
+		this_cpu_add(umem->dev->cnt->c[c], n);
 }
+
+/* A page reference taken (@n = 1) or dropped (-1) by the cache of @umem. */
+static inline void sodp_count_held(struct sodp_umem *umem, int n)
+{
+	atomic64_add(n, &sodp_pages_held);
+	if (umem->dev)
+		this_cpu_add(umem->dev->cnt->c[SODP_DEV_PAGES_HELD], (s64)n);
+}
+
+/* sodp_stats.c */
+void sodp_dev_stats_get(struct sodp_dev_stats *stats);
 
 /* sodp_umem.c */
 extern const struct mmu_interval_notifier_ops sodp_mirror_ops;

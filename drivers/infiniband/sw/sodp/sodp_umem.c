@@ -182,6 +182,8 @@ out_put:
  * @access: IB_ACCESS_* flags of the memory region; writes are allowed if
  *	ib_access_writable(@access)
  * @flags: 0 or SODP_UMEM_IMPLICIT (mirror all of @mm, @start must be 0)
+ * @stats: the counters of the driver's device (sodp_dev_stats_alloc()), or
+ *	NULL; the umem counts there too and holds a reference on them
  *
  * Nothing is faulted, pinned or charged to RLIMIT_MEMLOCK; the mirror table
  * is allocated on first use. The umem holds a reference on @mm
@@ -202,7 +204,8 @@ out_put:
  * -EINTR (killed while waiting for the mmap_lock), -ENOMEM.
  */
 struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
-				int access, unsigned int flags)
+				int access, unsigned int flags,
+				struct sodp_dev_stats *stats)
 {
 	bool hugetlb = (access & IB_ACCESS_HUGETLB) &&
 		       (access & IB_ACCESS_ON_DEMAND);
@@ -267,6 +270,9 @@ struct sodp_umem *sodp_umem_get(struct mm_struct *mm, u64 start, u64 length,
 			goto out_drop_mm;
 	}
 
+	/* Pairs with sodp_dev_stats_put() in sodp_umem_release(). */
+	sodp_dev_stats_get(stats);
+	umem->dev = stats;
 	atomic64_inc(&sodp_live_umems);
 	sodp_dbg_umem(umem, "[0x%llx, 0x%llx) access 0x%x flags 0x%x\n",
 		      umem->va_start, umem->va_end, access, flags);
@@ -403,6 +409,8 @@ void sodp_umem_release(struct sodp_umem *umem)
 	/* Pairs with mmgrab() in sodp_umem_get(). */
 	mmdrop(umem->mm);
 	atomic64_dec(&sodp_live_umems);
+	/* After the cache dropped its last page: nothing counts any more. */
+	sodp_dev_stats_put(umem->dev);
 	free_percpu(umem->cnt);
 	kfree(umem);
 }

@@ -1685,6 +1685,26 @@ static bool sodp_json_is(const char *obj, size_t len, const char *key,
 	       !strcmp(buf, want);
 }
 
+/* The fields of struct sodp_mr_stats, named as "rdma statistic mr" does. */
+static const struct {
+	const char *name;
+	size_t off;
+} mr_fields[] = {
+#define SODP_STAT(f) { #f, offsetof(struct sodp_mr_stats, f) }
+	SODP_STAT(page_faults),
+	SODP_STAT(pages_faulted),
+	SODP_STAT(page_invalidations),
+	SODP_STAT(pages_invalidated),
+	SODP_STAT(page_prefetch),
+	SODP_STAT(cache_hits),
+	SODP_STAT(cache_misses),
+	SODP_STAT(cache_recalls),
+	SODP_STAT(deferrals),
+	SODP_STAT(pages_mirrored),
+	SODP_STAT(pages_cached),
+#undef SODP_STAT
+};
+
 /**
  * sodp_mr_stats_get() - the sodp counters of one MR
  * @dev: the device name
@@ -1702,24 +1722,6 @@ static bool sodp_json_is(const char *obj, size_t len, const char *key,
 int sodp_mr_stats_get(const char *dev, uint32_t lkey,
 		      struct sodp_mr_stats *st)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} fields[] = {
-#define SODP_STAT(f) { #f, offsetof(struct sodp_mr_stats, f) }
-		SODP_STAT(page_faults),
-		SODP_STAT(pages_faulted),
-		SODP_STAT(page_invalidations),
-		SODP_STAT(pages_invalidated),
-		SODP_STAT(page_prefetch),
-		SODP_STAT(cache_hits),
-		SODP_STAT(cache_misses),
-		SODP_STAT(cache_recalls),
-		SODP_STAT(deferrals),
-		SODP_STAT(pages_mirrored),
-		SODP_STAT(pages_cached),
-#undef SODP_STAT
-	};
 	uint64_t key, mrn = UINT64_MAX, v;
 	const char *pos, *obj;
 	char *out;
@@ -1752,12 +1754,13 @@ int sodp_mr_stats_get(const char *dev, uint32_t lkey,
 		    !sodp_json_u64(obj, len, "mrn", 10, &v) || v != mrn)
 			continue;
 		ret = 0;
-		for (i = 0; i < SODP_ARRAY_SIZE(fields); i++) {
-			if (!sodp_json_u64(obj, len, fields[i].name, 10, &v)) {
+		for (i = 0; i < SODP_ARRAY_SIZE(mr_fields); i++) {
+			if (!sodp_json_u64(obj, len, mr_fields[i].name, 10,
+					   &v)) {
 				ret = -ENODATA;
 				break;
 			}
-			*(uint64_t *)((char *)st + fields[i].off) = v;
+			*(uint64_t *)((char *)st + mr_fields[i].off) = v;
 		}
 		break;
 	}
@@ -1765,6 +1768,117 @@ int sodp_mr_stats_get(const char *dev, uint32_t lkey,
 	if (ret)
 		sodp_err("%s: no sodp counters for mrn %llu (lkey %#x)", dev,
 			 (unsigned long long)mrn, lkey);
+	return ret;
+}
+
+/**
+ * sodp_dev_mr_stats_sum() - the sodp counters of all MRs of a device, summed
+ * @dev: the device name
+ * @sum: the sums over every MR of @dev that "rdma statistic show mr" lists
+ *	with sodp counters (ODP and no-pin MRs)
+ * @nmr: how many MRs that was
+ *
+ * Return: 0, or a negative errno if rdma could not be run.
+ */
+int sodp_dev_mr_stats_sum(const char *dev, struct sodp_mr_stats *sum,
+			  unsigned int *nmr)
+{
+	const char *pos, *obj;
+	uint64_t v[SODP_ARRAY_SIZE(mr_fields)];
+	char *out;
+	size_t len, i;
+
+	memset(sum, 0, sizeof(*sum));
+	*nmr = 0;
+	out = sodp_run("rdma -j statistic show mr 2>&1");
+	if (!out)
+		return -EIO;
+	pos = out;
+	while ((obj = sodp_json_next(&pos, &len))) {
+		if (!sodp_json_is(obj, len, "ifname", dev))
+			continue;
+		for (i = 0; i < SODP_ARRAY_SIZE(mr_fields); i++) {
+			if (!sodp_json_u64(obj, len, mr_fields[i].name, 10,
+					   &v[i]))
+				break;
+		}
+		if (i < SODP_ARRAY_SIZE(mr_fields))
+			continue;
+		for (i = 0; i < SODP_ARRAY_SIZE(mr_fields); i++)
+			*(uint64_t *)((char *)sum + mr_fields[i].off) += v[i];
+		(*nmr)++;
+	}
+	free(out);
+	return 0;
+}
+
+/**
+ * sodp_hw_counter_get() - one hw counter of port 1 of a device, from sysfs
+ * @dev: the device name
+ * @name: the counter (a file under /sys/class/infiniband/@dev/ports/1/
+ *	hw_counters)
+ * @val: its value
+ *
+ * The kernel refreshes the values it shows there at most every "lifespan"
+ * ms (10 by default): a caller that wants what happened up to now sleeps
+ * longer than that first.
+ *
+ * Return: 0, -ENOENT if the device has no such counter, or another
+ * negative errno.
+ */
+int sodp_hw_counter_get(const char *dev, const char *name, uint64_t *val)
+{
+	char path[256], buf[64], *end;
+	int ret;
+
+	snprintf(path, sizeof(path),
+		 "/sys/class/infiniband/%s/ports/1/hw_counters/%s", dev, name);
+	ret = sodp_read_line(path, buf, sizeof(buf));
+	if (ret) {
+		sodp_err("%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	errno = 0;
+	*val = strtoull(buf, &end, 10);
+	if (errno || *end) {
+		sodp_err("%s: bad value \"%s\"", path, buf);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/**
+ * sodp_link_stat_get() - one counter of "rdma statistic show link DEV/1"
+ * @dev: the device name
+ * @name: the counter
+ * @val: its value
+ *
+ * Return: 0, -ENOENT if rdma does not list it for port 1 of @dev, or
+ * another negative errno.
+ */
+int sodp_link_stat_get(const char *dev, const char *name, uint64_t *val)
+{
+	const char *pos, *obj;
+	char cmd[128], *out;
+	int ret = -ENOENT;
+	size_t len;
+
+	snprintf(cmd, sizeof(cmd), "rdma -j statistic show link %s/1 2>&1",
+		 dev);
+	out = sodp_run(cmd);
+	if (!out)
+		return -EIO;
+	pos = out;
+	while ((obj = sodp_json_next(&pos, &len))) {
+		if (sodp_json_is(obj, len, "ifname", dev) &&
+		    sodp_json_u64(obj, len, name, 10, val)) {
+			ret = 0;
+			break;
+		}
+	}
+	if (ret)
+		sodp_err("%s: no %s in: %.200s", cmd, name, out);
+	free(out);
 	return ret;
 }
 

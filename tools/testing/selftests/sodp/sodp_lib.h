@@ -204,6 +204,10 @@ int sodp_ud_post_send(struct sodp_ud *ud, uint64_t wr_id, const void *addr,
 int sodp_debugfs_get(const char *name, int64_t *val);
 int sodp_mr_stats_get(const char *dev, uint32_t lkey,
 		      struct sodp_mr_stats *st);
+int sodp_dev_mr_stats_sum(const char *dev, struct sodp_mr_stats *sum,
+			  unsigned int *nmr);
+int sodp_hw_counter_get(const char *dev, const char *name, uint64_t *val);
+int sodp_link_stat_get(const char *dev, const char *name, uint64_t *val);
 
 void *sodp_map_anon(size_t len);
 void sodp_unmap(void *addr, size_t len);

@@ -38,6 +38,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -3547,6 +3548,226 @@ TEST_F_TIMEOUT(odp, counters, CASE_TIMEOUT)
 	ASSERT_LE(st1.pages_invalidated + 4, st2.pages_invalidated);
 	ASSERT_GE(st1.pages_mirrored - 4, st2.pages_mirrored);
 	ASSERT_LT(inval0, dbg_get(_metadata, "invalidations"));
+}
+
+/*
+ * A device's sodp hw counter, the per-MR counter ("rdma statistic mr")
+ * that it sums over the device's MRs and the debugfs total that sums it
+ * over every device. rxe never defers, so only siw has sodp_deferrals.
+ */
+static const struct {
+	const char *hw;
+	size_t mr;
+	const char *dbg;
+	bool iwarp_only;
+} hw_cnt[] = {
+#define HW_CNT(hw, mr, dbg, iw) \
+	{ hw, offsetof(struct sodp_mr_stats, mr), dbg, iw }
+	HW_CNT("sodp_page_faults", page_faults, "faults", false),
+	HW_CNT("sodp_pages_faulted", pages_faulted, "pages_faulted", false),
+	HW_CNT("sodp_page_invalidations", page_invalidations,
+	       "invalidations", false),
+	HW_CNT("sodp_pages_invalidated", pages_invalidated,
+	       "pages_invalidated", false),
+	HW_CNT("sodp_page_prefetch", page_prefetch, "prefetches", false),
+	HW_CNT("sodp_cache_hits", cache_hits, "cache_hits", false),
+	HW_CNT("sodp_cache_misses", cache_misses, "cache_misses", false),
+	HW_CNT("sodp_cache_recalls", cache_recalls, "recalls", false),
+	HW_CNT("sodp_deferrals", deferrals, "deferrals", true),
+	/* References held now vs. the entries the MRs' caches hold */
+	HW_CNT("sodp_pages_held", pages_cached, "pages_held", false),
+#undef HW_CNT
+};
+
+enum {
+	HW_FAULTS, HW_PAGES_FAULTED, HW_INVALIDATIONS, HW_PAGES_INVALIDATED,
+	HW_PREFETCH, HW_HITS, HW_MISSES, HW_RECALLS, HW_DEFERRALS, HW_HELD,
+	HW_N
+};
+
+/* The three views of the counters at one moment. */
+struct hw_snap {
+	int64_t hw[HW_N];
+	int64_t mr[HW_N];
+	int64_t dbg[HW_N];
+	unsigned int nmr;
+};
+
+static bool hw_has(const struct odp_ctx *c, int i)
+{
+	return !hw_cnt[i].iwarp_only || c->dev.iwarp;
+}
+
+/*
+ * Read the hw counters between two identical readings of the MRs' sums,
+ * so that no event falls between the views. The sleep first lets the
+ * kernel's 10 ms cache of the sysfs values expire.
+ */
+static void hw_snap(struct __test_metadata *_metadata, struct odp_ctx *c,
+		    struct hw_snap *s)
+{
+	struct sodp_mr_stats a, b;
+	unsigned int n2, try;
+	uint64_t v;
+	int i;
+
+	for (try = 0; try < 5; try++) {
+		ASSERT_EQ(0, sodp_dev_mr_stats_sum(c->dev.name, &a, &s->nmr));
+		usleep(30 * 1000);
+		for (i = 0; i < HW_N; i++) {
+			s->hw[i] = 0;
+			if (!hw_has(c, i))
+				continue;
+			ASSERT_EQ(0, sodp_hw_counter_get(c->dev.name,
+							 hw_cnt[i].hw, &v));
+			s->hw[i] = v;
+		}
+		for (i = 0; i < HW_N; i++)
+			s->dbg[i] = dbg_get(_metadata, hw_cnt[i].dbg);
+		ASSERT_EQ(0, sodp_dev_mr_stats_sum(c->dev.name, &b, &n2));
+		if (n2 == s->nmr && !memcmp(&a, &b, sizeof(a)))
+			break;
+	}
+	ASSERT_GT(5u, try) TH_LOG("the counters never stood still");
+	for (i = 0; i < HW_N; i++)
+		s->mr[i] = *(uint64_t *)((char *)&b + hw_cnt[i].mr);
+}
+
+/*
+ * Every hw counter moved from @s0 to @s1 exactly as the debugfs total
+ * and, unless an MR went away in between (@gone), as the MRs' sum; the
+ * change of the hw counters in @d.
+ */
+static void hw_check(struct __test_metadata *_metadata, struct odp_ctx *c,
+		     const char *what, const struct hw_snap *s0,
+		     const struct hw_snap *s1, bool gone, int64_t *d)
+{
+	char line[512];
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < HW_N; i++) {
+		d[i] = s1->hw[i] - s0->hw[i];
+		if (d[i] && n < sizeof(line))
+			n += snprintf(line + n, sizeof(line) - n, " %s %+lld",
+				      hw_cnt[i].hw + 5, (long long)d[i]);
+	}
+	TH_LOG("%s:%s", what, n ? line : " nothing");
+	for (i = 0; i < HW_N; i++) {
+		int64_t dmr = s1->mr[i] - s0->mr[i];
+
+		if (!hw_has(c, i))
+			continue;
+		ASSERT_EQ(s1->dbg[i] - s0->dbg[i], d[i])
+			TH_LOG("%s: %s vs. debugfs", what, hw_cnt[i].hw);
+		if (gone && i != HW_HELD) {
+			ASSERT_EQ(0, d[i]) TH_LOG("%s: %s", what, hw_cnt[i].hw);
+		} else {
+			ASSERT_EQ(dmr, d[i])
+				TH_LOG("%s: %s vs. the MRs", what,
+				       hw_cnt[i].hw);
+		}
+	}
+}
+
+/*
+ * The device's sodp counters, in /sys/class/infiniband/DEV/ports/1/
+ * hw_counters/sodp_* and "rdma statistic show link DEV/1", move exactly
+ * as the per-MR counters of the device's MRs summed and as the debugfs
+ * totals (cache_idle_ms 60 s, so no cached page ages out meanwhile):
+ * - an RDMA WRITE of 20 pages into 21 cold pages: page_faults >= 1,
+ *   pages_faulted, cache_misses and pages_held >= 21 (siw: deferrals
+ *   >= 1);
+ * - MADV_DONTNEED of 4 of them: page_invalidations >= 1,
+ *   pages_invalidated and cache_recalls >= 4, pages_held down by >= 4;
+ * - the same WRITE again: cache_hits >= 16, the 4 pages faulted again;
+ * - deregistering the MR: every counter but pages_held stays, pages_held
+ *   drops by what the MR's cache held.
+ * rxe lists no sodp_deferrals.
+ */
+TEST_F_TIMEOUT(odp, device_counters, CASE_TIMEOUT)
+{
+	struct odp_ctx *c = &self->c;
+	const size_t P = PAGE_SZ, len = 64 * P, woff = P + 100;
+	const size_t wlen = 20 * P;
+	const int64_t touched = 21;
+	struct hw_snap s0, s1, s2, s3, s4;
+	int64_t d[HW_N], cached;
+	struct sodp_mr_stats st;
+	struct ibv_mr *mr, *smr;
+	uint64_t deadline, v;
+	uint8_t *t, *src;
+	char path[256];
+	const char *why;
+	int i;
+
+	why = odp_skip(c, IBV_QPT_RC, IBV_ODP_SUPPORT_WRITE, false);
+	if (why)
+		SKIP(return, "%s", why);
+	snprintf(path, sizeof(path),
+		 "/sys/class/infiniband/%s/ports/1/hw_counters/sodp_deferrals",
+		 c->dev.name);
+	ASSERT_EQ(c->dev.iwarp, access(path, F_OK) == 0);
+	ctx_param(_metadata, c, CACHE_IDLE_PATH, 60000);
+
+	t = slot_anon(_metadata, c, 0, len, -1);
+	ASSERT_EQ(0, madvise(t, len, MADV_NOHUGEPAGE));
+	src = slot_anon(_metadata, c, 1, wlen, 0);
+	sodp_pattern_fill(src, wlen, c->seed, 0);
+	mr = slot_reg(_metadata, c, 0, t, len, ODP_RW);
+	smr = slot_reg(_metadata, c, 1, src, wlen, IBV_ACCESS_LOCAL_WRITE);
+	ctx_connect(_metadata, c);
+	hw_snap(_metadata, c, &s0);
+
+	rdma_write(_metadata, c, src, wlen, smr->lkey, (uintptr_t)t + woff,
+		   mr->rkey);
+	ASSERT_PATTERN(t + woff, wlen, c->seed, 0);
+	hw_snap(_metadata, c, &s1);
+	hw_check(_metadata, c, "cold write", &s0, &s1, false, d);
+	ASSERT_LE(1, d[HW_FAULTS]);
+	ASSERT_LE(touched, d[HW_PAGES_FAULTED]);
+	ASSERT_LE(touched, d[HW_MISSES]);
+	ASSERT_LE(touched, d[HW_HELD]);
+	if (c->dev.iwarp)
+		ASSERT_LE(1, d[HW_DEFERRALS]);
+
+	ASSERT_EQ(0, madvise(t + 4 * P, 4 * P, MADV_DONTNEED));
+	hw_snap(_metadata, c, &s2);
+	hw_check(_metadata, c, "madv_dontneed", &s1, &s2, false, d);
+	ASSERT_LE(1, d[HW_INVALIDATIONS]);
+	ASSERT_LE(4, d[HW_PAGES_INVALIDATED]);
+	ASSERT_LE(4, d[HW_RECALLS]);
+	ASSERT_GE(-4, d[HW_HELD]);
+
+	rdma_write(_metadata, c, src, wlen, smr->lkey, (uintptr_t)t + woff,
+		   mr->rkey);
+	ASSERT_PATTERN(t + woff, wlen, c->seed, 0);
+	hw_snap(_metadata, c, &s3);
+	hw_check(_metadata, c, "warm write", &s2, &s3, false, d);
+	ASSERT_LE(touched - 5, d[HW_HITS]);
+	ASSERT_LE(4, d[HW_PAGES_FAULTED]);
+
+	/* What the MR's cache holds goes with it (siw may free it late). */
+	ASSERT_EQ(0, sodp_mr_stats_get(c->dev.name, mr->lkey, &st));
+	cached = st.pages_cached;
+	ASSERT_LE(touched, cached);
+	ASSERT_EQ(0, sodp_mr_dereg(&c->mr[0]));
+	deadline = now_ms() + 5000;
+	do {
+		hw_snap(_metadata, c, &s4);
+	} while (s4.hw[HW_HELD] != s3.hw[HW_HELD] - cached &&
+		 now_ms() < deadline);
+	hw_check(_metadata, c, "dereg", &s3, &s4, true, d);
+	ASSERT_EQ(-cached, d[HW_HELD]);
+
+	/* Nothing moves now: rdma shows what sysfs shows. */
+	for (i = 0; i < HW_N; i++) {
+		if (!hw_has(c, i))
+			continue;
+		ASSERT_EQ(0, sodp_link_stat_get(c->dev.name, hw_cnt[i].hw,
+						&v));
+		ASSERT_EQ(s4.hw[i], (int64_t)v) TH_LOG("%s", hw_cnt[i].hw);
+	}
 }
 
 /* ---- Whole processes ------------------------------------------------- */
