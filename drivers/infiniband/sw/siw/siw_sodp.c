@@ -5,8 +5,10 @@
  * An MR registered with IB_ACCESS_ON_DEMAND (or any user MR when the sodp
  * pin_mode says so) holds a sodp umem instead of a siw_umem. Transmit runs
  * in process context (the siw_tx kthreads or the post_send system call) and
- * takes each payload page with a transient reference, faulting as needed,
- * maps it and lets kernel_sendmsg() copy it into the socket. Its pages are
+ * takes each payload page with a transient reference, maps it and lets
+ * kernel_sendmsg() copy it into the socket; the post_send caller faults
+ * what is missing, the siw_tx thread (shared by every QP on its CPU) queues
+ * the fault to the QP's own work item and pauses the send queue. Its pages are
  * never handed to TCP: a page in an skb stays there until the peer
  * acknowledges it, beyond any lease. Receive runs under
  * tcp_read_sock(), in softirq or under a lock_sock() owner, and must not
@@ -236,14 +238,17 @@ void siw_sodp_mem_free(struct siw_mem *mem)
  * invalidation of the same page.
  */
 
+/* No page for the next transmit access to fault in place. */
+#define SIW_SODP_NO_VA		(~0ULL)
+
 static int siw_sodp_copy_from(struct siw_mem *mem, u64 va, void *dst,
-			      unsigned int len)
+			      unsigned int len, unsigned int flags)
 {
 	int tries = 0;
 	int err;
 
 	do {
-		err = sodp_umem_copy_from(mem->sodp, va, dst, len, 0);
+		err = sodp_umem_copy_from(mem->sodp, va, dst, len, flags);
 	} while (err == -EBUSY && ++tries < SIW_SODP_BUSY_RETRIES);
 	return err;
 }
@@ -285,6 +290,98 @@ bool siw_sodp_wqe_uses_sodp(struct siw_wqe *wqe)
 	return false;
 }
 
+/*
+ * Transmit deferral. Outside the post_send system call the send queue is
+ * processed by the siw_tx thread of the QP's CPU, which serves every QP
+ * bound to that CPU: a fault there sleeps for as long as the backing store
+ * takes (a suspended block device, a stalled FUSE daemon or NFS server),
+ * and every other QP on the CPU waits with it. So the siw_tx thread only
+ * takes pages that are resident (SODP_NOFAULT). On a miss it queues the
+ * fault to this QP's own work item and pauses the send queue exactly as a
+ * full socket does (-EAGAIN, nothing of the FPDU sent); the work faults the
+ * page in and starts the send queue again. The page it faulted is then
+ * taken with a fault in place, once (@tx_retry_va), which bounds the
+ * round trips when the mm keeps taking the page away and turns a fault
+ * that failed into the access error it is. The post_send caller faults its
+ * own pages in place: it waits for nobody else's memory.
+ */
+
+static bool siw_sodp_tx_in_place(struct siw_qp *qp, u64 va)
+{
+	struct siw_sodp_qp *sq = &qp->sodp;
+
+	if (qp->tx_ctx.in_syscall)
+		return true;
+	if (READ_ONCE(sq->tx_retry_va) == (va & PAGE_MASK)) {
+		WRITE_ONCE(sq->tx_retry_va, SIW_SODP_NO_VA);
+		return true;
+	}
+	return false;
+}
+
+static void siw_sodp_tx_work(struct work_struct *work)
+{
+	struct siw_sodp_qp *sq = container_of(work, struct siw_sodp_qp,
+					      tx_work);
+	struct siw_qp *qp = container_of(sq, struct siw_qp, sodp);
+	struct siw_mem *mem = sq->tx_mem;
+	u64 va = sq->tx_va, len = sq->tx_len, end;
+	struct page *page;
+	int tries = 0;
+
+	if (READ_ONCE(qp->attrs.state) == SIW_QP_STATE_RTS) {
+		do {
+			page = sodp_umem_get_page(mem->sodp, va, 0);
+		} while (page == ERR_PTR(-EBUSY) &&
+			 ++tries < SIW_SODP_BUSY_RETRIES);
+		siw_dbg_qp(qp, "transmit fault at %#llx, err = %d\n", va,
+			   PTR_ERR_OR_ZERO(page));
+		if (!IS_ERR(page)) {
+			put_page(page);
+			/* The rest of the SGE (read faults only), best effort. */
+			end = min(va + len, sodp_umem_start(mem->sodp) +
+					    sodp_umem_length(mem->sodp));
+			va = (va & PAGE_MASK) + PAGE_SIZE;
+			if (va < end)
+				sodp_umem_prefetch(mem->sodp, va, end - va, 0);
+		}
+	}
+	WRITE_ONCE(sq->tx_retry_va, sq->tx_va & PAGE_MASK);
+	sq->tx_mem = NULL;
+	/* A miss from here on queues a new deferral. */
+	smp_store_release(&sq->tx_pending, false);
+	siw_sq_start(qp);
+	siw_mem_put(mem);
+	siw_qp_put(qp);
+}
+
+/*
+ * The siw_tx thread missed @va of @mem, @len bytes of the SGE from there
+ * on: queue its fault. Returns -EAGAIN, for the caller to pause the send
+ * queue with nothing of the FPDU sent.
+ */
+static int siw_sodp_tx_defer(struct siw_qp *qp, struct siw_mem *mem, u64 va,
+			     u64 len)
+{
+	struct siw_sodp_qp *sq = &qp->sodp;
+
+	/* Its end starts the send queue again. */
+	if (smp_load_acquire(&sq->tx_pending))
+		return -EAGAIN;
+
+	/* Dropped by the work, or by siw_sodp_qp_destroy() if cancelled. */
+	siw_qp_get(qp);
+	kref_get(&mem->ref);
+	sq->tx_mem = mem;
+	sq->tx_va = va;
+	sq->tx_len = max_t(u64, len, 1);
+	WRITE_ONCE(sq->tx_pending, true);
+	sodp_umem_count_deferral(mem->sodp);
+	/* Not pending: tx_pending was clear, and only we queue it then. */
+	queue_work(siw_sodp_wq, &sq->tx_work);
+	return -EAGAIN;
+}
+
 /**
  * siw_sodp_tx_copy() - copy a short payload out of a sodp MR
  * @qp: the transmitting QP
@@ -293,15 +390,28 @@ bool siw_sodp_wqe_uses_sodp(struct siw_wqe *wqe)
  * @dst: kernel destination
  * @len: bytes to copy
  *
- * Context: the transmit path (process context, may fault pages in).
- * Return: 0, or a negative errno (-EFAULT when the process cannot read the
- * range).
+ * In the siw_tx thread a payload that is not resident is not faulted
+ * here: its fault is queued to the QP's transmit deferral and -EAGAIN
+ * returned, for the caller to start the WQE over once the send queue
+ * runs again.
+ *
+ * Context: the transmit path (process context; in the post_send system
+ * call may fault pages in).
+ * Return: 0, -EAGAIN (deferred), or a negative errno (-EFAULT when the
+ * process cannot read the range).
  */
 int siw_sodp_tx_copy(struct siw_qp *qp, struct siw_mem *mem, u64 va,
 		     void *dst, unsigned int len)
 {
-	int err = siw_sodp_copy_from(mem, va, dst, len);
+	int err;
 
+	if (siw_sodp_tx_in_place(qp, va)) {
+		err = siw_sodp_copy_from(mem, va, dst, len, 0);
+	} else {
+		err = siw_sodp_copy_from(mem, va, dst, len, SODP_NOFAULT);
+		if (err == -EAGAIN)
+			return siw_sodp_tx_defer(qp, mem, va, len);
+	}
 	if (err)
 		siw_sodp_tx_error(qp, err);
 	return err;
@@ -312,26 +422,38 @@ int siw_sodp_tx_copy(struct siw_qp *qp, struct siw_mem *mem, u64 va,
  * @qp: the transmitting QP
  * @mem: the MR, its range checked by siw_check_sge()
  * @va: user virtual address in the page
+ * @len: bytes of the WQE's SGE from @va on, which a deferred fault may
+ *	fault too
  *
  * The page comes with a transient reference (sodp_umem_get_page()), not a
  * lease: the transmit path maps it for kernel_sendmsg() to copy from and
  * drops the reference with siw_sodp_tx_put_pages() right after. The page
  * must never reach TCP itself (no zero copy, see siw_sodp_wqe_uses_sodp()).
- * An invalidation of the page never waits for the transmit path.
+ * An invalidation of the page never waits for the transmit path. In the
+ * siw_tx thread a page that is not resident is not faulted here: its
+ * fault is queued to the QP's transmit deferral and ERR_PTR(-EAGAIN)
+ * returned, for siw_tx_hdt() to pause the send queue with nothing of the
+ * FPDU sent.
  *
- * Context: the transmit path (process context, may fault pages in).
- * Return: the page, or an ERR_PTR() (-EFAULT when the process cannot read
- * it).
+ * Context: the transmit path (process context; in the post_send system
+ * call may fault pages in).
+ * Return: the page, ERR_PTR(-EAGAIN) (deferred), or another ERR_PTR()
+ * (-EFAULT when the process cannot read it).
  */
 struct page *siw_sodp_tx_get_page(struct siw_qp *qp, struct siw_mem *mem,
-				  u64 va)
+				  u64 va, u64 len)
 {
+	unsigned int flags = SODP_NOFAULT;
 	struct page *page;
 	int tries = 0;
 
+	if (siw_sodp_tx_in_place(qp, va))
+		flags = 0;
 	do {
-		page = sodp_umem_get_page(mem->sodp, va, 0);
+		page = sodp_umem_get_page(mem->sodp, va, flags);
 	} while (page == ERR_PTR(-EBUSY) && ++tries < SIW_SODP_BUSY_RETRIES);
+	if (page == ERR_PTR(-EAGAIN) && flags)
+		return ERR_PTR(siw_sodp_tx_defer(qp, mem, va, len));
 	if (IS_ERR(page))
 		siw_sodp_tx_error(qp, PTR_ERR(page));
 	return page;
@@ -666,15 +788,17 @@ int siw_sodp_rx_mem(struct siw_rx_stream *srx, struct siw_mem *mem, u64 va,
 void siw_sodp_qp_init(struct siw_qp *qp)
 {
 	INIT_DELAYED_WORK(&qp->sodp.rx_work, siw_sodp_rx_work);
+	INIT_WORK(&qp->sodp.tx_work, siw_sodp_tx_work);
+	qp->sodp.tx_retry_va = SIW_SODP_NO_VA;
 }
 
 /**
  * siw_sodp_qp_destroy() - stop the sodp activity of a QP being destroyed
  * @qp: the QP, already moved out of RTS under its state_lock
  *
- * Cancels a pending receive deferral or waits for a running one (which
- * then finds the QP out of RTS and resumes nothing), dropping the
- * references it held.
+ * Cancels a pending receive or transmit deferral or waits for a running
+ * one (which then finds the QP out of RTS and resumes nothing), dropping
+ * the references it held.
  *
  * Context: process context, may sleep.
  */
@@ -685,6 +809,12 @@ void siw_sodp_qp_destroy(struct siw_qp *qp)
 	if (cancel_delayed_work_sync(&sq->rx_work)) {
 		sq->rx_deferred = false;
 		siw_sodp_rx_put(qp, sq->rx_mem, sq->rx_sk);
+	}
+	if (cancel_work_sync(&sq->tx_work)) {
+		sq->tx_pending = false;
+		siw_mem_put(sq->tx_mem);
+		sq->tx_mem = NULL;
+		siw_qp_put(qp);
 	}
 }
 

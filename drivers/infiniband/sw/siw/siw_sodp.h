@@ -44,11 +44,25 @@ struct uverbs_attr_bundle;
  * @rx_failed: the last deferred fault, of @rx_fail_va, failed: if the
  *	resumed receive misses that page again, the QP is terminated.
  *	Cleared by the next miss, whatever its page, and by any byte placed
+ * @tx_work: the transmit deferral: faults a page the siw_tx thread found
+ *	missing, then starts the send queue again
+ * @tx_mem: MR of the pending transmit miss (holds a reference)
+ * @tx_va: user virtual address of the missing byte
+ * @tx_len: bytes of the WQE's SGE from @tx_va on (at least 1): the
+ *	deferral faults no more
+ * @tx_retry_va: page the last transmit deferral faulted (or failed to):
+ *	the next access to it faults in place, once, so that a page the mm
+ *	keeps taking away, or a fault that fails, still ends in data or in
+ *	an error; ~0 for none
+ * @tx_pending: a transmit deferral is queued or running
  *
  * The rx_* fields are written by the receive path, which runs under the
  * socket lock (softirq with the socket spinlock, or a lock_sock() owner),
  * and by the deferral work while @rx_deferred is set: then the receive path
- * does not touch them.
+ * does not touch them. The tx_* fields are written by the transmit path in
+ * the siw_tx thread while @tx_pending is clear, and read by the transmit
+ * deferral work while it is set (@tx_retry_va: written by the work before
+ * it starts the send queue, read by the transmit path after).
  */
 struct siw_sodp_qp {
 	struct delayed_work rx_work;
@@ -64,6 +78,12 @@ struct siw_sodp_qp {
 	bool rx_deferred;
 	bool rx_faulted;
 	bool rx_failed;
+	struct work_struct tx_work;
+	struct siw_mem *tx_mem;
+	u64 tx_va;
+	u64 tx_len;
+	u64 tx_retry_va;
+	bool tx_pending;
 };
 
 /**
@@ -92,7 +112,7 @@ bool siw_sodp_wqe_uses_sodp(struct siw_wqe *wqe);
 int siw_sodp_tx_copy(struct siw_qp *qp, struct siw_mem *mem, u64 va,
 		     void *dst, unsigned int len);
 struct page *siw_sodp_tx_get_page(struct siw_qp *qp, struct siw_mem *mem,
-				  u64 va);
+				  u64 va, u64 len);
 void siw_sodp_tx_put_pages(struct page **pages, unsigned long mask, int n);
 
 int siw_sodp_rx_mem(struct siw_rx_stream *srx, struct siw_mem *mem, u64 va,

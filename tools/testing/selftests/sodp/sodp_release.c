@@ -12,6 +12,9 @@
  *    loaded again and siw0 recreated afterwards.
  *  - reg_mr_failslab: every slab allocation of an ODP ibv_reg_mr() failed
  *    in turn (fail-nth); needs a kernel with CONFIG_FAILSLAB.
+ *  - slow_store_other_qps: a peer READ from an ODP MR over a file whose
+ *    block device is suspended (device-mapper) blocks its fault until the
+ *    resume; READs on other QPs of the device meanwhile complete.
  *
  * Each checks that the sodp umems come back to where they were and no page
  * reference is left; a splat in the guest fails the run (vm-run).
@@ -56,6 +59,12 @@
 #define CASE_TIMEOUT	300	/* seconds per case, TCG guest */
 #define BLOCK_WAIT_MS	60000	/* for the fault to reach page_mkwrite */
 #define FAILSLAB	"/sys/kernel/debug/failslab"
+#define SLOW_DM		"sodp_slow"	/* dm-linear over a loop device */
+#define SLOW_IMG	"/tmp/sodp_slow.img"
+#define SLOW_MNT	"/tmp/sodp_slow"
+#define SLOW_SECTORS	131072		/* 64 MiB */
+#define OTHER_PAIRS	4
+#define OTHER_LEN	PAGE_SZ
 #define FAIL_NTH_MAX	2000
 
 struct rel_ctx {
@@ -74,6 +83,12 @@ struct rel_ctx {
 	bool siw_unloaded;	/* prefetch_unload: reload in teardown */
 	char siw_netdev[IF_NAMESIZE];
 	char fs_saved[6][24];	/* reg_mr_failslab: failslab_set[] to restore */
+	char loopdev[32];	/* slow_store_other_qps: under SLOW_DM */
+	bool slow_mounted;
+	pid_t resumer;		/* resumes SLOW_DM when resume_fd closes */
+	int resume_fd;
+	struct sodp_pair others[OTHER_PAIRS];
+	int nothers;
 };
 
 /*
@@ -358,6 +373,116 @@ static void siw_reload(struct __test_metadata *_metadata, struct rel_ctx *c)
 	ASSERT_TRUE(false) TH_LOG("%s not ACTIVE again: %s", c->name, state);
 }
 
+/*
+ * An ext4 file of FILE_PAGES written, fsync()ed and dropped from the page
+ * cache, on a file system of its own over SLOW_DM, a device-mapper linear
+ * device that the test suspends: reads of the file then wait until the
+ * resume. Mapped read-only MAP_SHARED at c->map. Returns why not, or NULL.
+ */
+static const char *slow_setup(struct rel_ctx *c)
+{
+	const size_t len = FILE_PAGES * PAGE_SZ;
+	uint8_t *image;
+	ssize_t n;
+	FILE *f;
+
+	run("modprobe dm-mod 2>/dev/null");
+	if (access("/dev/mapper/control", F_OK) || run("which dmsetup >/dev/null"))
+		return "no device-mapper (dm-mod, dmsetup)";
+	run("dmsetup remove " SLOW_DM " 2>/dev/null");
+	if (run("truncate -s %u " SLOW_IMG, SLOW_SECTORS * 512))
+		return "cannot create " SLOW_IMG;
+	f = popen("losetup -f --show " SLOW_IMG, "r");
+	if (!f)
+		return "losetup failed";
+	if (!fgets(c->loopdev, sizeof(c->loopdev), f))
+		c->loopdev[0] = 0;
+	pclose(f);
+	c->loopdev[strcspn(c->loopdev, "\n")] = 0;
+	if (!c->loopdev[0])
+		return "no loop device";
+	if (run("dmsetup create --noudevsync " SLOW_DM
+		" --table '0 %u linear %s 0'", SLOW_SECTORS, c->loopdev))
+		return "dmsetup create failed";
+	/* Without udev in the guest the node is made here. */
+	run("dmsetup mknodes " SLOW_DM);
+	if (run("mkfs.ext4 -q -F /dev/mapper/" SLOW_DM) ||
+	    run("mkdir -p " SLOW_MNT) ||
+	    run("mount /dev/mapper/" SLOW_DM " " SLOW_MNT))
+		return "cannot make or mount ext4 on " SLOW_DM;
+	c->slow_mounted = true;
+
+	c->fd = open(SLOW_MNT "/file", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (c->fd < 0)
+		return "cannot create the file";
+	image = malloc(len);
+	if (!image)
+		return "out of memory";
+	sodp_pattern_fill(image, len, sodp_seed("slow"), 0);
+	n = pwrite(c->fd, image, len, 0);
+	free(image);
+	if (n != (ssize_t)len)
+		return "pwrite failed";
+	if (fsync(c->fd) || posix_fadvise(c->fd, 0, len, POSIX_FADV_DONTNEED))
+		return "fsync/fadvise failed";
+	c->map = mmap(NULL, len, PROT_READ, MAP_SHARED, c->fd, 0);
+	if (c->map == MAP_FAILED) {
+		c->map = NULL;
+		return "mmap failed";
+	}
+	return NULL;
+}
+
+/*
+ * Suspend SLOW_DM, and start a process that resumes it when c->resume_fd
+ * is closed: by slow_resume(), or by the test process dying.
+ */
+static void slow_suspend(struct __test_metadata *_metadata, struct rel_ctx *c)
+{
+	int fds[2];
+	char b;
+
+	ASSERT_EQ(0, pipe(fds));
+	c->resumer = fork();
+	ASSERT_LE(0, c->resumer);
+	if (!c->resumer) {
+		/* Not killed with the test: the resume must happen. */
+		setsid();
+		close(fds[1]);
+		while (read(fds[0], &b, 1) > 0)
+			;
+		_exit(run("dmsetup resume " SLOW_DM) ? 1 : 0);
+	}
+	close(fds[0]);
+	c->resume_fd = fds[1];
+	ASSERT_EQ(0, run("dmsetup suspend --nolockfs " SLOW_DM));
+}
+
+/* Resume SLOW_DM and wait for the resumer. */
+static void slow_resume(struct __test_metadata *_metadata, struct rel_ctx *c)
+{
+	int status;
+
+	if (c->resumer <= 0)
+		return;
+	close(c->resume_fd);
+	ASSERT_EQ(c->resumer, waitpid(c->resumer, &status, 0));
+	c->resumer = 0;
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+}
+
+/* After the file is unmapped and closed: take SLOW_DM apart. */
+static void slow_teardown(struct rel_ctx *c)
+{
+	if (c->slow_mounted)
+		run("umount " SLOW_MNT);
+	if (c->loopdev[0]) {
+		run("dmsetup remove " SLOW_DM " 2>/dev/null");
+		run("losetup -d %s", c->loopdev);
+		unlink(SLOW_IMG);
+	}
+}
+
 static void ctx_init(struct __test_metadata *_metadata, struct rel_ctx *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -382,8 +507,15 @@ static void ctx_teardown(struct __test_metadata *_metadata, struct rel_ctx *c)
 	}
 	if (c->dirfd >= 0)
 		ioctl(c->dirfd, FITHAW, 0);
+	if (c->resumer > 0) {
+		close(c->resume_fd);
+		waitpid(c->resumer, NULL, 0);
+		c->resumer = 0;
+	}
 	if (c->connected)
 		sodp_pair_destroy(&c->pair);
+	for (i = 0; i < c->nothers; i++)
+		sodp_pair_destroy(&c->others[i]);
 	sodp_mr_dereg(&c->mr);
 	sodp_mr_dereg(&c->smr);
 	if (c->dev_open)
@@ -404,6 +536,7 @@ static void ctx_teardown(struct __test_metadata *_metadata, struct rel_ctx *c)
 		close(c->fd);
 	if (c->dirfd >= 0)
 		close(c->dirfd);
+	slow_teardown(c);
 }
 
 /* Cases that keep the device open in the test process. */
@@ -575,6 +708,99 @@ TEST_F_TIMEOUT(release, reg_mr_failslab, CASE_TIMEOUT)
 	TH_LOG("%d allocations, %d registrations failed", n - 1, failed);
 	ASSERT_GE(FAIL_NTH_MAX, n);
 	ASSERT_LT(0, failed);
+}
+
+/*
+ * A peer READ of a cold page of an ODP MR whose file lives on a suspended
+ * block device: the responder's fault waits for the resume, for as long
+ * as the device stays suspended (a stalled FUSE daemon, NFS server or
+ * iSCSI target behaves alike). That must only hold up this QP: a READ on
+ * each of OTHER_PAIRS other QPs of the device completes meanwhile, with
+ * its bytes; after the resume the blocked READ completes with the file's.
+ */
+TEST_F_TIMEOUT(release, slow_store_other_qps, CASE_TIMEOUT)
+{
+	const size_t len = FILE_PAGES * PAGE_SZ;
+	struct rel_ctx *c = &self->c;
+	struct ibv_mr *omr, *odmr;
+	uint8_t *obuf, *odst;
+	struct ibv_wc wc;
+	const char *why;
+	ssize_t bad;
+	int i;
+
+	why = odp_missing(&c->dev.odp, IBV_ODP_SUPPORT_READ);
+	if (why)
+		SKIP(return, "%s: %s", c->name, why);
+	why = slow_setup(c);
+	if (why)
+		SKIP(return, "%s", why);
+
+	c->src = malloc(len + 2 * OTHER_PAIRS * OTHER_LEN);
+	ASSERT_NE(NULL, c->src);
+	memset(c->src, 0, len);
+	c->smr = sodp_mr_reg(&c->dev, c->src, len, IBV_ACCESS_LOCAL_WRITE);
+	ASSERT_NE(NULL, c->smr);
+	c->mr = sodp_mr_reg(&c->dev, c->map, len,
+			    IBV_ACCESS_REMOTE_READ | IBV_ACCESS_ON_DEMAND);
+	ASSERT_NE(NULL, c->mr) TH_LOG("ODP reg: %s", strerror(errno));
+	ASSERT_EQ(0, sodp_pair_connect(&c->dev, &c->pair));
+	c->connected = true;
+
+	/* The other QPs: plain MRs, READs of one page each. */
+	obuf = (uint8_t *)c->src + len;
+	odst = obuf + OTHER_PAIRS * OTHER_LEN;
+	sodp_pattern_fill(obuf, OTHER_PAIRS * OTHER_LEN, sodp_seed("others"),
+			  0);
+	memset(odst, 0, OTHER_PAIRS * OTHER_LEN);
+	omr = sodp_mr_reg(&c->dev, obuf, OTHER_PAIRS * OTHER_LEN,
+			  IBV_ACCESS_REMOTE_READ);
+	ASSERT_NE(NULL, omr);
+	odmr = sodp_mr_reg(&c->dev, odst, OTHER_PAIRS * OTHER_LEN,
+			   IBV_ACCESS_LOCAL_WRITE);
+	ASSERT_NE(NULL, odmr);
+	for (; c->nothers < OTHER_PAIRS; c->nothers++)
+		ASSERT_EQ(0, sodp_pair_connect(&c->dev,
+					       &c->others[c->nothers]));
+
+	slow_suspend(_metadata, c);
+	ASSERT_EQ(0, sodp_post_rdma(&c->pair.cli, IBV_WR_RDMA_READ, WRID_RDMA,
+				    c->src, len, c->smr->lkey,
+				    (uintptr_t)c->map, c->mr->rkey, 0));
+	ASSERT_TRUE(blocked_in("hmm_range_fault"))
+		TH_LOG("the responder's fault never blocked");
+
+	for (i = 0; i < OTHER_PAIRS; i++) {
+		ASSERT_EQ(0, sodp_post_rdma(&c->others[i].cli,
+					    IBV_WR_RDMA_READ, WRID_RDMA + i,
+					    odst + i * OTHER_LEN, OTHER_LEN,
+					    odmr->lkey,
+					    (uintptr_t)obuf + i * OTHER_LEN,
+					    omr->rkey, 0));
+		ASSERT_EQ(0, sodp_poll_one(c->others[i].cli.scq, &wc,
+					   c->dev.timeout_ms))
+			TH_LOG("QP %d: no completion while another QP's fault waits for the store",
+			       i);
+		ASSERT_EQ((int)IBV_WC_SUCCESS, (int)wc.status)
+			TH_LOG("QP %d: %s", i, ibv_wc_status_str(wc.status));
+		ASSERT_EQ(WRID_RDMA + i, wc.wr_id);
+	}
+	bad = sodp_pattern_check(odst, OTHER_PAIRS * OTHER_LEN,
+				 sodp_seed("others"), 0);
+	ASSERT_EQ(-1, bad) TH_LOG("other QPs' READ: byte %zd differs", bad);
+	/* Still blocked: the completions above did not wait for the resume. */
+	ASSERT_EQ(0, ibv_poll_cq(c->pair.cli.scq, 1, &wc));
+
+	slow_resume(_metadata, c);
+	ASSERT_EQ(0, sodp_poll_one(c->pair.cli.scq, &wc, c->dev.timeout_ms));
+	ASSERT_EQ((int)IBV_WC_SUCCESS, (int)wc.status)
+		TH_LOG("blocked READ: %s", ibv_wc_status_str(wc.status));
+	ASSERT_EQ(WRID_RDMA, wc.wr_id);
+	bad = sodp_pattern_check(c->src, len, sodp_seed("slow"), 0);
+	ASSERT_EQ(-1, bad) TH_LOG("blocked READ: byte %zd differs", bad);
+
+	sodp_mr_dereg(&omr);
+	sodp_mr_dereg(&odmr);
 }
 
 /* Cases that must not keep the device open in the test process. */
