@@ -42,8 +42,13 @@ fi
 
 echo "== fault injection, selftests and kmemleak in a debug guest (rxe0, siw0)"
 t=$(date +%s)
+# KASAN (inline), lockdep and DEBUG_VM under TCG run the same work several
+# times slower, and the test process itself goes unscheduled for seconds
+# (polls 5 s apart in the first run): a completion deadline is scaled to
+# the machine (SODP_TIMEOUT_MS, 10 s in make check), never a retry.
 SODP_KERNEL=$kdir SODP_MODULES=$BUILD/modules SODP_SELFTESTS=$BUILD/selftests \
 	SODP_PROG_TIMEOUT=${SODP_PROG_TIMEOUT:-2400} \
+	SODP_TIMEOUT_MS=${SODP_TIMEOUT_MS:-60000} \
 	"$top/scripts/vm-run" -q --pmem --numa 2 --timeout 7200 \
 	--share "$logs/guest" -- "$top/scripts/guest-debug.sh" \
 	>"$logs/selftests.log" 2>&1
