@@ -47,6 +47,7 @@ t=$(date +%s)
 # (polls 5 s apart in the first run): a completion deadline is scaled to
 # the machine (SODP_TIMEOUT_MS, 10 s in make check), never a retry.
 SODP_KERNEL=$kdir SODP_MODULES=$BUILD/modules SODP_SELFTESTS=$BUILD/selftests \
+	SODP_TOOLS=$BUILD/tools \
 	SODP_PROG_TIMEOUT=${SODP_PROG_TIMEOUT:-2400} \
 	SODP_TIMEOUT_MS=${SODP_TIMEOUT_MS:-60000} \
 	"$top/scripts/vm-run" -q --pmem --numa 2 --timeout 7200 \
