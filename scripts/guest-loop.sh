@@ -11,7 +11,9 @@
 # (default siw0); arguments are passed to every program. siw's messages
 # for a failed work request and a failed deferred fault are switched on
 # (dynamic debug; cheap, they print only on failure) and a failing run's
-# share of them is kept too.
+# share of them is kept too: followed as they come (dmesg -W), because
+# the deferral messages of a run overflow the kernel's log buffer and a
+# failed case's own messages were gone by the end of the run.
 
 set -u
 dir=${SODP_SELFTESTS:-$SODP_TOP/build/selftests}
@@ -30,24 +32,32 @@ done
 for i in $(seq "$n"); do
 	t=$(date +%s)
 	out=/tmp/loop.$i
-	seen=$(dmesg | wc -l)
+	klog=/tmp/loop.$i.dmesg
+	dmesg -W >"$klog" 2>&1 &
+	kpid=$!
 	for p in $progs; do
 		SODP_DEVICE=$dev timeout "${SODP_PROG_TIMEOUT:-900}" "$dir/$p" "$@"
 		[ $? = 124 ] && echo "not ok 999 $p.$dev # timed out"
 	done >"$out" 2>&1
+	sleep 0.5
+	kill $kpid 2>/dev/null
+	wait $kpid 2>/dev/null
 	f=$(grep -c '^not ok' "$out")
 	if [ "$f" != 0 ]; then
 		bad=$((bad + 1))
 		echo "# run $i: $f failed ($(( $(date +%s) - t )) s)"
 		# The whole output, for a dump longer than what is shown here.
-		[ -n "${SODP_SHARE:-}" ] && cp "$out" "$SODP_SHARE/loop.$i.out"
+		[ -n "${SODP_SHARE:-}" ] &&
+			cp "$out" "$SODP_SHARE/loop.$i.out" &&
+			cp "$klog" "$SODP_SHARE/loop.$i.dmesg"
 		grep -E '^not ok|^# (stall|----)|^#  [A-Za-z_]+\.c:[0-9]+:' "$out" | head -40
 		grep -E -A60 '^# ---- stall dump' "$out" | head -120
-		dmesg | tail -n +$((seen + 1)) | grep -E 'siw|sodp' | grep -v -E 'deferred fault at .*, err = 0$' |
+		grep -E 'siw|sodp' "$klog" | grep -v -E 'deferred fault at .*, err = 0$' |
 			tail -40 | sed 's/^/# dmesg: /'
 	else
 		echo "# run $i: ok ($(( $(date +%s) - t )) s)"
 	fi
+	rm -f "$klog"
 done
 echo "loop: $n runs, $bad failed"
 [ "$bad" = 0 ]

@@ -57,7 +57,7 @@ bounded() {
 	done
 	echo
 	bounded ss -tnmie
-	bounded nstat -az | grep -E -i 'drop|prune|collapse|retrans|zerowindow|timeout|backlog' |
+	bounded nstat -az | grep -E -i 'drop|prune|collapse|retrans|zerowindow|timeout|backlog|probe' |
 		grep -v ' 0 '
 	dmesg | tail -n 20
 	echo "---- end of stall dump at $(cut -d' ' -f1 /proc/uptime) s"
