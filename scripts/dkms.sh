@@ -18,7 +18,7 @@
 # SODP_DKMS_ROOT=DIR keeps the source tree (DIR/src), the DKMS tree
 # (DIR/tree) and the signing key there instead of /usr/src and
 # /var/lib/dkms: the test builds on the host into it and installs in a
-# guest.
+# guest. SODP_DKMS_PREBUILT=1 makes install fail rather than build.
 
 set -euo pipefail
 
@@ -118,6 +118,9 @@ build)
 	;;
 install)
 	prepare
+	if [ -n "${SODP_DKMS_PREBUILT:-}" ] && ! built; then
+		die "sodp/$ver is not built for $kver (SODP_DKMS_PREBUILT)"
+	fi
 	# Builds first unless built.
 	"${dkms[@]}" install -m sodp -v "$ver" -k "$kver"
 	for m in sodp rdma_rxe siw; do
