@@ -38,7 +38,9 @@ else
 	not_ok install
 	exit 1
 fi
-ver=$(cat "${SODP_DKMS_ROOT:-/usr/src}"/sodp-*/sodp-version 2>/dev/null | head -n 1)
+src=/usr/src
+[ -n "${SODP_DKMS_ROOT:-}" ] && src=$SODP_DKMS_ROOT/src
+ver=$(cat "$src"/sodp-*/sodp-version 2>/dev/null | head -n 1)
 
 # depmod's "updates" comes first: ours shadow Debian's rdma_rxe.
 bad=0
