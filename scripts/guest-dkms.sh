@@ -56,7 +56,7 @@ done
 if [ "$bad" = 0 ]; then ok modinfo_updates_dkms; else not_ok modinfo_updates_dkms; fi
 
 # The setup modprobes them instead of loading build/modules.
-if SODP_MODULES=installed SODP_SETUP_LIB= source "$SODP_TOP/scripts/guest-setup.sh"; then
+if SODP_MODULES=installed SODP_SETUP_LIB="" source "$SODP_TOP/scripts/guest-setup.sh"; then
 	line=$(dmesg | grep 'sodp: version [^ ]*, pin_mode ' | tail -n 1)
 	echo "# ${line#*] }"
 	if [ "$(cat /sys/module/sodp/version)" = "$ver" ] &&
@@ -97,7 +97,7 @@ fi
 # Debian's rdma_rxe again; Debian builds no siw.
 p=$(path_of rdma_rxe)
 echo "# after remove: rdma_rxe: $p; siw: $(path_of siw || echo none)"
-if [ "$p" != "${p#/lib/modules/$kver/kernel/drivers/infiniband/sw/rxe/}" ] &&
+if [ "$p" != "${p#/lib/modules/"$kver"/kernel/drivers/infiniband/sw/rxe/}" ] &&
    [ -z "$(path_of siw)" ] && [ -z "$(path_of sodp)" ] &&
    ! ls "/lib/modules/$kver/updates/dkms/"*.ko* >/dev/null 2>&1 &&
    modprobe rdma_rxe && [ ! -e /sys/module/rdma_rxe/version ] &&
