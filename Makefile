@@ -9,6 +9,9 @@
 #                   kernel built from the same source (cached)
 #   make bench      ODP benchmark ratios from one guest run (not a test)
 #   make soak       checksummed soak on rxe0 + siw0 (SODP_SOAK_SECS, default 600)
+#   make dkms-install   register sodp, rdma_rxe and siw with DKMS for the
+#                   running kernel (or KVER=...) and install them
+#   make dkms-uninstall remove them from DKMS (Debian's rdma_rxe is back)
 #   make modules | selftests | lint | sparse | clean
 #
 # Everything installs its own packages (scripts/deps.sh, as root). The kbuild
@@ -41,6 +44,12 @@ bench:
 soak:
 	scripts/soak.sh
 
+dkms-install:
+	scripts/dkms.sh install $(KVER)
+
+dkms-uninstall:
+	scripts/dkms.sh uninstall
+
 lint:
 	scripts/lint.sh
 
@@ -50,4 +59,5 @@ sparse:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all modules selftests demo check check-debug bench soak lint sparse clean
+.PHONY: all modules selftests demo check check-debug bench soak dkms-install \
+	dkms-uninstall lint sparse clean

@@ -3,8 +3,9 @@
 #
 # make check: build, kernel checkers on our code and series, sparse on our
 # code, then the selftests on rxe0 and siw0 inside a guest (with an FS-DAX
-# pmem region), then rdma-core's tools between two guests, one with our
-# modules and one with the stock drivers. Ends with "N passed, N failed[, N
+# pmem region), a DKMS install/remove in a guest (scripts/guest-dkms.sh),
+# then rdma-core's tools between two guests, one with our modules and one
+# with the stock drivers. Ends with "N passed, N failed[, N
 # skipped]" and exits non-zero on any failure. Logs go to build/check/.
 
 set -uo pipefail
@@ -51,6 +52,25 @@ echo "== selftests in a guest (rxe0, siw0)"
 "$top/scripts/vm-run" -q --pmem --numa 2 --timeout 2400 --share "$logs/guest" -- \
 	"$top/scripts/guest-selftests.sh" >"$logs/selftests.log" 2>&1
 count_tap "$logs/guest/output" "$logs/selftests.log" $? "guest run"
+
+# DKMS builds on the host (a TCG guest would take far longer: README
+# "DKMS"), into trees under build/, never /var/lib/dkms; the guest installs
+# from them, loads the modules through modprobe, runs traffic and removes.
+echo "== DKMS install, load, ODP traffic and remove in a guest (rxe0, siw0)"
+dk=$BUILD/dkms
+rm -rf "$dk"
+t=$(date +%s)
+if SODP_DKMS_ROOT=$dk "$top/scripts/dkms.sh" build "$(cat "${SODP_CACHE:-/var/cache/sodp}/kver")" \
+	>"$logs/dkms-build.log" 2>&1; then
+	pass
+	echo "dkms build on the host: $(( $(date +%s) - t )) s"
+	SODP_DKMS_ROOT=$dk "$top/scripts/vm-run" -q --no-setup --timeout 900 \
+		--share "$logs/dkms" -- "$top/scripts/guest-dkms.sh" >"$logs/dkms.log" 2>&1
+	count_tap "$logs/dkms/output" "$logs/dkms.log" $? "dkms run"
+else
+	tail -n 40 "$logs/dkms-build.log"
+	fail "dkms build"
+fi
 
 # Node 0 runs our modules, node 1 the stock ones, and prints the TAP.
 echo "== interoperability with a stock peer (two guests: rxe0, siw0)"

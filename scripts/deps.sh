@@ -8,6 +8,10 @@
 #
 # Prints nothing but progress to stderr; writes $SODP_CACHE/kver
 # (e.g. "6.12.117+deb12-amd64") and $SODP_CACHE/ksrc (the extracted tree).
+#
+# deps.sh --dkms [KVER] installs only what a DKMS build for kernel KVER
+# (default: the running one) needs: dkms, linux-source-6.12 and KVER's
+# headers (scripts/dkms.sh, on a machine that is not a build machine).
 
 set -euo pipefail
 
@@ -25,7 +29,7 @@ TOOLS_PKGS="qemu-system-x86 busybox-static kmod xz-utils cpio iproute2
 	rdma-core ibverbs-utils ibverbs-providers libibverbs-dev librdmacm-dev
 	rdmacm-utils perftest python3-pyverbs xfsprogs e2fsprogs ndctl numactl
 	libnuma-dev sparse coccinelle gcc make bc flex bison libelf-dev
-	libssl-dev patch perl python3"
+	libssl-dev patch perl python3 dkms"
 
 apt_updated=0
 apt_update() {
@@ -35,6 +39,26 @@ apt_update() {
 		apt_updated=1
 	fi
 }
+
+# installed PKG: dpkg has PKG installed.
+installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"
+}
+
+if [ "${1:-}" = --dkms ]; then
+	missing=""
+	for p in dkms linux-source-6.12 "linux-headers-${2:-$(uname -r)}" \
+		 patch xz-utils; do
+		installed "$p" || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		log "installing:$missing"
+		apt_update
+		# shellcheck disable=SC2086
+		apt-get install -y -qq --no-install-recommends $missing >&2
+	fi
+	exit 0
+fi
 
 # The newest linux-source-6.12 that apt offers decides the version; the image
 # and headers must be the same upstream version.
@@ -69,10 +93,7 @@ KPKGS="linux-image-$abi linux-headers-$abi linux-source-6.12=$srcver"
 
 missing=""
 for p in $TOOLS_PKGS linux-image-$abi linux-headers-$abi; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
-		grep -q "ok installed"; then
-		missing="$missing $p"
-	fi
+	installed "$p" || missing="$missing $p"
 done
 if [ "$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null)" != "$srcver" ]; then
 	missing="$missing linux-source-6.12"

@@ -12,7 +12,8 @@
 # with a pmem region SODP_DAX_DIR and, with a peer, SODP_RXE_PEER and
 # SODP_SIW_PEER (the peer's addresses).
 #
-# SODP_MODULES (default $SODP_TOP/build/modules) names the module directory;
+# SODP_MODULES (default $SODP_TOP/build/modules) names the module directory,
+# or is "installed": modprobe the ones depmod knows (a DKMS install);
 # SODP_SODP_PARAMS, SODP_RXE_PARAMS, SODP_SIW_PARAMS are passed to insmod.
 # The node numbered SODP_STOCK_NODE loads the stock drivers instead and no
 # sodp.ko: Debian's rdma_rxe and the unpatched siw.ko in SODP_STOCK_MODULES
@@ -28,6 +29,15 @@ sodp_load_ours() {
 	local mods=${SODP_MODULES:-$SODP_TOP/build/modules}
 	local m deps
 
+	if [ "$mods" = installed ]; then
+		# shellcheck disable=SC2086
+		modprobe -a rdma_cm rdma_ucm iw_cm ib_cm veth &&
+			modprobe sodp ${SODP_SODP_PARAMS:-} &&
+			modprobe rdma_rxe ${SODP_RXE_PARAMS:-} &&
+			modprobe siw ${SODP_SIW_PARAMS:-} ||
+			sodp_setup_fail "modprobe of the installed modules failed" || return 1
+		return 0
+	fi
 	for m in sodp rdma_rxe siw; do
 		[ -f "$mods/$m.ko" ] || sodp_setup_fail "$mods/$m.ko missing (make first)" || return 1
 	done

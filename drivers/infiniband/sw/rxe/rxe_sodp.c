@@ -11,6 +11,7 @@
 
 #include <linux/ioport.h>
 #include <linux/libnvdimm.h>
+#include <linux/module.h>
 #include <linux/sched/mm.h>
 #include <rdma/ib_verbs.h>
 #include <rdma/sodp.h>
@@ -18,6 +19,7 @@
 #include "rxe.h"
 #include "rxe_loc.h"
 #include "rxe_sodp.h"
+#include "sodp_version.h"
 
 /*
  * A range that keeps being invalidated while we fault it makes sodp return
@@ -576,3 +578,6 @@ err_abort:
 	sodp_advise_abort(adv);
 	return -EINVAL;
 }
+
+/* Tells this build from the stock one (modinfo, DKMS's version check). */
+MODULE_VERSION(SODP_VERSION);

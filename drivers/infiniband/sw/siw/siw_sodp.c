@@ -17,6 +17,7 @@
  * and resumes reading the socket. See Documentation/sodp/siw.rst.
  */
 
+#include <linux/module.h>
 #include <linux/overflow.h>
 #include <linux/preempt.h>
 #include <linux/slab.h>
@@ -30,6 +31,7 @@
 #include "siw.h"
 #include "siw_cm.h"
 #include "siw_mem.h"
+#include "sodp_version.h"
 
 /*
  * A range that keeps being invalidated while we fault it makes sodp return
@@ -1046,3 +1048,6 @@ int siw_sodp_advise_mr(struct ib_pd *pd,
 	}
 	return sodp_advise_submit(adv);
 }
+
+/* Tells this build from the stock one (modinfo, DKMS's version check). */
+MODULE_VERSION(SODP_VERSION);
