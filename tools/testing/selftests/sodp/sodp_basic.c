@@ -596,6 +596,13 @@ TEST_F_TIMEOUT(sodp, pin_mode_runtime, SODP_TEST_TIMEOUT)
 	ASSERT_NE(NULL, pinned);
 	self->mr[0] = sodp_mr_reg(&self->dev, pinned, len, SODP_ACCESS_RW);
 	ASSERT_NE(NULL, self->mr[0]);
+	/* The source and the connection's own MRs: pinned too. */
+	src = map_slot(self, 2, len, 0);
+	ASSERT_NE(NULL, src);
+	sodp_pattern_fill(src, len, self->seed, 0);
+	self->mr[2] = sodp_mr_reg(&self->dev, src, len, IBV_ACCESS_LOCAL_WRITE);
+	ASSERT_NE(NULL, self->mr[2]);
+	ASSERT_EQ(0, sodp_pair_connect(&self->dev, &self->pair));
 	ASSERT_EQ(umems0, umems_now(_metadata));
 
 	ASSERT_EQ(0, pin_mode_write("all"));
@@ -609,12 +616,6 @@ TEST_F_TIMEOUT(sodp, pin_mode_runtime, SODP_TEST_TIMEOUT)
 	ASSERT_EQ(-EINVAL, pin_mode_write("bogus"));
 	ASSERT_EQ((int)SODP_PIN_ALL, (int)sodp_pin_mode());
 
-	src = map_slot(self, 2, len, 0);
-	ASSERT_NE(NULL, src);
-	sodp_pattern_fill(src, len, self->seed, 0);
-	self->mr[2] = sodp_mr_reg(&self->dev, src, len, IBV_ACCESS_LOCAL_WRITE);
-	ASSERT_NE(NULL, self->mr[2]);
-	ASSERT_EQ(0, sodp_pair_connect(&self->dev, &self->pair));
 	ASSERT_EQ(0, sodp_post_rdma(&self->pair.cli, IBV_WR_RDMA_WRITE, 1, src,
 				    len, self->mr[2]->lkey, (uintptr_t)served,
 				    self->mr[1]->rkey, 0));
