@@ -391,6 +391,23 @@ TEST_F_TIMEOUT(xfer, rdma_read, SODP_TEST_TIMEOUT)
  * a pair only if it needs one. Up to NMAP mappings and MRs are released by
  * the teardown.
  */
+#define PIN_MODE_PARAM	"/sys/module/sodp/parameters/pin_mode"
+
+/* Write @mode to sodp's pin_mode parameter: 0 or -errno. */
+static int pin_mode_write(const char *mode)
+{
+	int fd = open(PIN_MODE_PARAM, O_WRONLY);
+	ssize_t n;
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, mode, strlen(mode));
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	return err;
+}
+
 FIXTURE(sodp) {
 	struct sodp_dev dev;
 	struct sodp_pair pair;
@@ -399,6 +416,7 @@ FIXTURE(sodp) {
 	size_t map_len[NMAP];
 	struct ibv_mr *mr[NMAP];
 	int fd;
+	char pin_saved[16];	/* pin_mode_runtime: the mode to restore */
 };
 
 FIXTURE_SETUP(sodp)
@@ -424,6 +442,8 @@ FIXTURE_TEARDOWN(sodp)
 	if (self->fd >= 0)
 		close(self->fd);
 	sodp_dev_close(&self->dev);
+	if (self->pin_saved[0])
+		pin_mode_write(self->pin_saved);
 }
 
 /* Map @len bytes into slot @i, filled with @fill; the teardown unmaps it. */
@@ -535,6 +555,91 @@ TEST_F(sodp, device_present)
 	} else if (!getenv("SODP_ADDR")) {
 		ASSERT_TRUE(ip_gid);
 	}
+}
+
+static int64_t umems_now(struct __test_metadata *_metadata)
+{
+	int64_t v = -1;
+
+	ASSERT_EQ(0, sodp_debugfs_get("umems", &v));
+	return v;
+}
+
+/*
+ * sodp.pin_mode is changed at run time through sysfs, reads back what was
+ * written, and takes effect for the next registration: under pin a plain
+ * MR is pinned (no sodp umem), under all the next one is served by sodp
+ * (one umem more) and carries a remote WRITE byte for byte, while the MR
+ * pinned before keeps working. A mode sodp does not know is refused with
+ * EINVAL and changes nothing.
+ */
+TEST_F_TIMEOUT(sodp, pin_mode_runtime, SODP_TEST_TIMEOUT)
+{
+	const size_t len = 4 * 4096;
+	enum sodp_pin_mode mode = sodp_pin_mode();
+	uint8_t *pinned, *served, *src;
+	struct ibv_wc wc;
+	int64_t umems0;
+	ssize_t bad;
+
+	if (mode == SODP_PIN_ABSENT || mode == SODP_PIN_UNKNOWN)
+		SKIP(return, "no sodp pin_mode parameter");
+	if (geteuid())
+		SKIP(return, "needs root");
+	snprintf(self->pin_saved, sizeof(self->pin_saved), "%s",
+		 sodp_pin_mode_str(mode));
+
+	ASSERT_EQ(0, pin_mode_write("pin"));
+	ASSERT_EQ((int)SODP_PIN_PIN, (int)sodp_pin_mode());
+	umems0 = umems_now(_metadata);
+	pinned = map_slot(self, 0, len, 0);
+	ASSERT_NE(NULL, pinned);
+	self->mr[0] = sodp_mr_reg(&self->dev, pinned, len, SODP_ACCESS_RW);
+	ASSERT_NE(NULL, self->mr[0]);
+	/* The source and the connection's own MRs: pinned too. */
+	src = map_slot(self, 2, len, 0);
+	ASSERT_NE(NULL, src);
+	sodp_pattern_fill(src, len, self->seed, 0);
+	self->mr[2] = sodp_mr_reg(&self->dev, src, len, IBV_ACCESS_LOCAL_WRITE);
+	ASSERT_NE(NULL, self->mr[2]);
+	ASSERT_EQ(0, sodp_pair_connect(&self->dev, &self->pair));
+	ASSERT_EQ(umems0, umems_now(_metadata));
+
+	ASSERT_EQ(0, pin_mode_write("all"));
+	ASSERT_EQ((int)SODP_PIN_ALL, (int)sodp_pin_mode());
+	served = map_slot(self, 1, len, 0);
+	ASSERT_NE(NULL, served);
+	self->mr[1] = sodp_mr_reg(&self->dev, served, len, SODP_ACCESS_RW);
+	ASSERT_NE(NULL, self->mr[1]);
+	ASSERT_EQ(umems0 + 1, umems_now(_metadata));
+
+	ASSERT_EQ(-EINVAL, pin_mode_write("bogus"));
+	ASSERT_EQ((int)SODP_PIN_ALL, (int)sodp_pin_mode());
+
+	ASSERT_EQ(0, sodp_post_rdma(&self->pair.cli, IBV_WR_RDMA_WRITE, 1, src,
+				    len, self->mr[2]->lkey, (uintptr_t)served,
+				    self->mr[1]->rkey, 0));
+	ASSERT_EQ(0, sodp_poll_one(self->pair.cli.scq, &wc,
+				   self->dev.timeout_ms));
+	ASSERT_EQ((int)IBV_WC_SUCCESS, (int)wc.status);
+	ASSERT_EQ(0, sodp_post_rdma(&self->pair.cli, IBV_WR_RDMA_WRITE, 2, src,
+				    len, self->mr[2]->lkey, (uintptr_t)pinned,
+				    self->mr[0]->rkey, 0));
+	ASSERT_EQ(0, sodp_poll_one(self->pair.cli.scq, &wc,
+				   self->dev.timeout_ms));
+	ASSERT_EQ((int)IBV_WC_SUCCESS, (int)wc.status);
+	/* Remote WRITE completions on siw come at transmit: sync first. */
+	ASSERT_EQ(0, sodp_pair_sync(&self->pair));
+	bad = sodp_pattern_check(served, len, self->seed, 0);
+	ASSERT_EQ(-1, bad) TH_LOG("sodp-served MR: byte %zd differs", bad);
+	bad = sodp_pattern_check(pinned, len, self->seed, 0);
+	ASSERT_EQ(-1, bad) TH_LOG("pinned MR: byte %zd differs", bad);
+
+	sodp_mr_dereg(&self->mr[1]);
+	ASSERT_EQ(umems0, umems_now(_metadata));
+	ASSERT_EQ(0, pin_mode_write(self->pin_saved));
+	ASSERT_EQ((int)mode, (int)sodp_pin_mode());
+	self->pin_saved[0] = 0;
 }
 
 /*
