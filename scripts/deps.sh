@@ -29,7 +29,7 @@ TOOLS_PKGS="qemu-system-x86 busybox-static kmod xz-utils cpio iproute2
 	rdma-core ibverbs-utils ibverbs-providers libibverbs-dev librdmacm-dev
 	rdmacm-utils perftest python3-pyverbs xfsprogs e2fsprogs ndctl numactl
 	libnuma-dev sparse coccinelle gcc make bc flex bison libelf-dev
-	libssl-dev patch perl python3 dkms"
+	libssl-dev patch perl python3 dkms dmsetup"
 
 apt_updated=0
 apt_update() {
