@@ -250,17 +250,44 @@ static int64_t dbg_wait(struct __test_metadata *_metadata, const char *name,
 }
 
 /*
+ * Write FILE_PAGES of the @seed pattern to c->fd, fsync() it, drop it from
+ * the page cache and map it MAP_SHARED with @prot at c->map. Returns why
+ * not, or NULL.
+ */
+static const char *file_fill_map(struct rel_ctx *c, const char *seed,
+				 int prot)
+{
+	const size_t len = FILE_PAGES * PAGE_SZ;
+	uint8_t *image;
+	ssize_t n;
+
+	image = malloc(len);
+	if (!image)
+		return "out of memory";
+	sodp_pattern_fill(image, len, sodp_seed(seed), 0);
+	n = pwrite(c->fd, image, len, 0);
+	free(image);
+	if (n != (ssize_t)len)
+		return "pwrite failed";
+	if (fsync(c->fd) || posix_fadvise(c->fd, 0, len, POSIX_FADV_DONTNEED))
+		return "fsync/fadvise failed";
+	c->map = mmap(NULL, len, prot, MAP_SHARED, c->fd, 0);
+	if (c->map == MAP_FAILED) {
+		c->map = NULL;
+		return "mmap failed";
+	}
+	return NULL;
+}
+
+/*
  * An unlinked ext4 file of FILE_PAGES written, fsync()ed and dropped from
  * the page cache, mapped MAP_SHARED at c->map. Returns why not, or NULL.
  */
 static const char *file_setup(struct rel_ctx *c)
 {
 	const char *dir = getenv("SODP_EXT4_DIR");
-	const size_t len = FILE_PAGES * PAGE_SZ;
 	char path[4096];
 	struct statfs sfs;
-	uint8_t *image;
-	ssize_t n;
 
 	if (!dir || !*dir)
 		return "SODP_EXT4_DIR is not set";
@@ -275,22 +302,7 @@ static const char *file_setup(struct rel_ctx *c)
 	if (fstatfs(c->fd, &sfs) || sfs.f_type != EXT4_SUPER_MAGIC)
 		return "SODP_EXT4_DIR is not ext4";
 
-	image = malloc(len);
-	if (!image)
-		return "out of memory";
-	sodp_pattern_fill(image, len, sodp_seed("release"), 0);
-	n = pwrite(c->fd, image, len, 0);
-	free(image);
-	if (n != (ssize_t)len)
-		return "pwrite failed";
-	if (fsync(c->fd) || posix_fadvise(c->fd, 0, len, POSIX_FADV_DONTNEED))
-		return "fsync/fadvise failed";
-	c->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
-	if (c->map == MAP_FAILED) {
-		c->map = NULL;
-		return "mmap failed";
-	}
-	return NULL;
+	return file_fill_map(c, "release", PROT_READ | PROT_WRITE);
 }
 
 static const char *odp_missing(const struct ibv_odp_caps *odp,
@@ -381,9 +393,6 @@ static void siw_reload(struct __test_metadata *_metadata, struct rel_ctx *c)
  */
 static const char *slow_setup(struct rel_ctx *c)
 {
-	const size_t len = FILE_PAGES * PAGE_SZ;
-	uint8_t *image;
-	ssize_t n;
 	FILE *f;
 
 	run("modprobe dm-mod 2>/dev/null");
@@ -415,22 +424,7 @@ static const char *slow_setup(struct rel_ctx *c)
 	c->fd = open(SLOW_MNT "/file", O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (c->fd < 0)
 		return "cannot create the file";
-	image = malloc(len);
-	if (!image)
-		return "out of memory";
-	sodp_pattern_fill(image, len, sodp_seed("slow"), 0);
-	n = pwrite(c->fd, image, len, 0);
-	free(image);
-	if (n != (ssize_t)len)
-		return "pwrite failed";
-	if (fsync(c->fd) || posix_fadvise(c->fd, 0, len, POSIX_FADV_DONTNEED))
-		return "fsync/fadvise failed";
-	c->map = mmap(NULL, len, PROT_READ, MAP_SHARED, c->fd, 0);
-	if (c->map == MAP_FAILED) {
-		c->map = NULL;
-		return "mmap failed";
-	}
-	return NULL;
+	return file_fill_map(c, "slow", PROT_READ);
 }
 
 /*
@@ -458,16 +452,25 @@ static void slow_suspend(struct __test_metadata *_metadata, struct rel_ctx *c)
 	ASSERT_EQ(0, run("dmsetup suspend --nolockfs " SLOW_DM));
 }
 
-/* Resume SLOW_DM and wait for the resumer. */
-static void slow_resume(struct __test_metadata *_metadata, struct rel_ctx *c)
+/* Resume SLOW_DM: the resumer's wait status, 0 if none ran. */
+static int slow_resume_now(struct rel_ctx *c)
 {
-	int status;
+	int status = 0;
 
 	if (c->resumer <= 0)
-		return;
+		return 0;
 	close(c->resume_fd);
-	ASSERT_EQ(c->resumer, waitpid(c->resumer, &status, 0));
+	if (waitpid(c->resumer, &status, 0) != c->resumer)
+		status = -1;
 	c->resumer = 0;
+	return status;
+}
+
+/* Resume SLOW_DM; the resumer must have succeeded. */
+static void slow_resume(struct __test_metadata *_metadata, struct rel_ctx *c)
+{
+	int status = slow_resume_now(c);
+
 	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
 }
 
@@ -507,11 +510,8 @@ static void ctx_teardown(struct __test_metadata *_metadata, struct rel_ctx *c)
 	}
 	if (c->dirfd >= 0)
 		ioctl(c->dirfd, FITHAW, 0);
-	if (c->resumer > 0) {
-		close(c->resume_fd);
-		waitpid(c->resumer, NULL, 0);
-		c->resumer = 0;
-	}
+	/* Before the QPs go: a fault may wait for the resume. */
+	slow_resume_now(c);
 	if (c->connected)
 		sodp_pair_destroy(&c->pair);
 	for (i = 0; i < c->nothers; i++)
