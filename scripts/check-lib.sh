@@ -14,9 +14,16 @@ fail() { failed=$((failed + 1)); echo "FAILED: $*"; }
 count_tap() {
 	local tap=$1 log=$2 vrc=$3 what=$4 p s f
 
-	# The guest's TAP: "ok", "ok ... # SKIP", "not ok"; sub-results only.
-	grep -E '^(not )?ok |^# ====|^# (Totals|FAIL|SKIP)|^#  RUN|^# +(OK|FAIL|SKIP)' \
-		"$tap" 2>/dev/null | grep -v '^#  RUN' | grep -v '^# \+OK'
+	# The guest's TAP: "ok", "ok ... # SKIP", "not ok"; sub-results
+	# only, but a failure also shows the lines that led to it (up to
+	# 60), which only the guest's log has otherwise.
+	awk '/^ok |^# ====|^#  RUN/ { n = 0 }
+	     /^not ok / { for (i = (n > 60 ? n - 60 : 0); i < n; i++)
+				print buf[i % 60]
+			  n = 0 }
+	     /^(not )?ok |^# ====|^# (Totals|FAIL|SKIP)|^# +(FAIL|SKIP)/ {
+			  print; next }
+	     !/^#  RUN|^# +OK/ { buf[n % 60] = $0; n++ }' "$tap" 2>/dev/null
 	p=$(grep -E '^ok ' "$tap" 2>/dev/null | grep -v -c '# SKIP')
 	s=$(grep -E '^ok .*# SKIP' -c "$tap" 2>/dev/null)
 	f=$(grep -E -c '^not ok ' "$tap" 2>/dev/null)
