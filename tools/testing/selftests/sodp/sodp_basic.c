@@ -391,23 +391,6 @@ TEST_F_TIMEOUT(xfer, rdma_read, SODP_TEST_TIMEOUT)
  * a pair only if it needs one. Up to NMAP mappings and MRs are released by
  * the teardown.
  */
-#define PIN_MODE_PARAM	"/sys/module/sodp/parameters/pin_mode"
-
-/* Write @mode to sodp's pin_mode parameter: 0 or -errno. */
-static int pin_mode_write(const char *mode)
-{
-	int fd = open(PIN_MODE_PARAM, O_WRONLY);
-	ssize_t n;
-	int err;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, mode, strlen(mode));
-	err = n < 0 ? -errno : 0;
-	close(fd);
-	return err;
-}
-
 FIXTURE(sodp) {
 	struct sodp_dev dev;
 	struct sodp_pair pair;
@@ -443,7 +426,7 @@ FIXTURE_TEARDOWN(sodp)
 		close(self->fd);
 	sodp_dev_close(&self->dev);
 	if (self->pin_saved[0])
-		pin_mode_write(self->pin_saved);
+		sodp_pin_mode_write(self->pin_saved);
 }
 
 /* Map @len bytes into slot @i, filled with @fill; the teardown unmaps it. */
@@ -589,7 +572,7 @@ TEST_F_TIMEOUT(sodp, pin_mode_runtime, SODP_TEST_TIMEOUT)
 	snprintf(self->pin_saved, sizeof(self->pin_saved), "%s",
 		 sodp_pin_mode_str(mode));
 
-	ASSERT_EQ(0, pin_mode_write("pin"));
+	ASSERT_EQ(0, sodp_pin_mode_write("pin"));
 	ASSERT_EQ((int)SODP_PIN_PIN, (int)sodp_pin_mode());
 	umems0 = umems_now(_metadata);
 	pinned = map_slot(self, 0, len, 0);
@@ -605,7 +588,7 @@ TEST_F_TIMEOUT(sodp, pin_mode_runtime, SODP_TEST_TIMEOUT)
 	ASSERT_EQ(0, sodp_pair_connect(&self->dev, &self->pair));
 	ASSERT_EQ(umems0, umems_now(_metadata));
 
-	ASSERT_EQ(0, pin_mode_write("all"));
+	ASSERT_EQ(0, sodp_pin_mode_write("all"));
 	ASSERT_EQ((int)SODP_PIN_ALL, (int)sodp_pin_mode());
 	served = map_slot(self, 1, len, 0);
 	ASSERT_NE(NULL, served);
@@ -613,7 +596,7 @@ TEST_F_TIMEOUT(sodp, pin_mode_runtime, SODP_TEST_TIMEOUT)
 	ASSERT_NE(NULL, self->mr[1]);
 	ASSERT_EQ(umems0 + 1, umems_now(_metadata));
 
-	ASSERT_EQ(-EINVAL, pin_mode_write("bogus"));
+	ASSERT_EQ(-EINVAL, sodp_pin_mode_write("bogus"));
 	ASSERT_EQ((int)SODP_PIN_ALL, (int)sodp_pin_mode());
 
 	ASSERT_EQ(0, sodp_post_rdma(&self->pair.cli, IBV_WR_RDMA_WRITE, 1, src,
@@ -637,7 +620,7 @@ TEST_F_TIMEOUT(sodp, pin_mode_runtime, SODP_TEST_TIMEOUT)
 
 	sodp_mr_dereg(&self->mr[1]);
 	ASSERT_EQ(umems0, umems_now(_metadata));
-	ASSERT_EQ(0, pin_mode_write(self->pin_saved));
+	ASSERT_EQ(0, sodp_pin_mode_write(self->pin_saved));
 	ASSERT_EQ((int)mode, (int)sodp_pin_mode());
 	self->pin_saved[0] = 0;
 }

@@ -19,6 +19,7 @@
 #include <net/if.h>
 #include <netpacket/packet.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,15 @@ static uint64_t sodp_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int sodp_read_line(const char *path, char *buf, size_t len)
+/**
+ * sodp_read_line() - read a one-line file (sysfs, procfs) without its newline
+ * @path: the file
+ * @buf: where to put it
+ * @len: size of @buf
+ *
+ * Return: 0, -ENODATA for an empty line, or -errno of open/read.
+ */
+int sodp_read_line(const char *path, char *buf, size_t len)
 {
 	ssize_t n;
 	int fd;
@@ -69,6 +78,27 @@ static int sodp_read_line(const char *path, char *buf, size_t len)
 	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
 	return buf[0] ? 0 : -ENODATA;
+}
+
+/**
+ * sodp_write_line() - write a value to a sysfs or procfs file
+ * @path: the file
+ * @val: the value (written as is, in one write)
+ *
+ * Return: 0 or -errno of open/write (what the kernel's store returned).
+ */
+int sodp_write_line(const char *path, const char *val)
+{
+	ssize_t n;
+	int fd, err;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	return err;
 }
 
 /*
@@ -1917,6 +1947,17 @@ enum sodp_pin_mode sodp_pin_mode(void)
 	return SODP_PIN_UNKNOWN;
 }
 
+/**
+ * sodp_pin_mode_write() - set sodp's pin_mode parameter at run time
+ * @mode: "pin", "auto" or "all"
+ *
+ * Return: 0 or -errno (-EINVAL for a name the parameter refuses).
+ */
+int sodp_pin_mode_write(const char *mode)
+{
+	return sodp_write_line(SODP_PIN_MODE_PATH, mode);
+}
+
 const char *sodp_pin_mode_str(enum sodp_pin_mode mode)
 {
 	switch (mode) {
@@ -1978,4 +2019,106 @@ long sodp_move_pages_to(void **pages, size_t n, int *nodes, int *status,
 		nodes[i] = node;
 	return syscall(SYS_move_pages, 0, n, pages, nodes, status,
 		       MPOL_MF_MOVE);
+}
+
+#define SODP_WRID_STREAM	0x5354524dull
+
+static int stream_fail(struct sodp_stream *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	s->err = -EIO;
+	return -EIO;
+}
+
+static int stream_op(struct sodp_stream *s, uint64_t i, enum ibv_wr_opcode op)
+{
+	struct sodp_end *cli = &s->pair->cli;
+	bool write = op == IBV_WR_RDMA_WRITE;
+	struct ibv_wc wc;
+	int ret;
+
+	ret = sodp_post_rdma(cli, op, SODP_WRID_STREAM,
+			     write ? s->src : s->dst, s->len, s->mr->lkey,
+			     (uintptr_t)s->tgt, s->mr->rkey, 0);
+	if (!ret)
+		ret = sodp_poll_one(cli->scq, &wc, s->timeout_ms);
+	if (ret)
+		return stream_fail(s, "%s %llu: %s", write ? "WRITE" : "READ",
+				   (unsigned long long)i, strerror(-ret));
+	if (wc.status != IBV_WC_SUCCESS || wc.wr_id != SODP_WRID_STREAM ||
+	    wc.opcode != (write ? IBV_WC_RDMA_WRITE : IBV_WC_RDMA_READ) ||
+	    wc.byte_len != s->len)
+		return stream_fail(s, "%s %llu: status %s opcode %d len %u",
+				   write ? "WRITE" : "READ",
+				   (unsigned long long)i,
+				   ibv_wc_status_str(wc.status), wc.opcode,
+				   wc.byte_len);
+	return 0;
+}
+
+/**
+ * sodp_stream_step() - one checked WRITE + READ-back iteration of a stream
+ * @s: the stream
+ * @i: the iteration number (selects the pattern)
+ *
+ * Return: 0, or -EIO with @s->err and @s->why set.
+ */
+int sodp_stream_step(struct sodp_stream *s, uint64_t i)
+{
+	uint64_t seed = s->seed + i;
+	ssize_t off;
+
+	sodp_pattern_fill(s->src, s->len, seed, 0);
+	if (stream_op(s, i, IBV_WR_RDMA_WRITE) ||
+	    stream_op(s, i, IBV_WR_RDMA_READ))
+		return s->err;
+	off = sodp_pattern_check(s->dst, s->len, seed, 0);
+	if (off >= 0)
+		return stream_fail(s, "iteration %llu: READ byte %zd is %#x, expected %#x",
+				   (unsigned long long)i, off, s->dst[off],
+				   sodp_pattern_byte(seed, off));
+	off = sodp_pattern_check(s->tgt, s->len, seed, 0);
+	if (off >= 0)
+		return stream_fail(s, "iteration %llu: CPU sees target byte %zd %#x, not %#x",
+				   (unsigned long long)i, off, s->tgt[off],
+				   sodp_pattern_byte(seed, off));
+	return 0;
+}
+
+/**
+ * sodp_stream_main() - thread body: iterate a stream until told to stop
+ * @stream: the struct sodp_stream
+ *
+ * Runs sodp_stream_step() from @iters on until @stop is set or a step
+ * fails; @iters counts the iterations done.
+ *
+ * Return: NULL.
+ */
+void *sodp_stream_main(void *stream)
+{
+	struct sodp_stream *s = stream;
+	uint64_t i;
+
+	for (i = s->iters; !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+	     i++) {
+		if (sodp_stream_step(s, i))
+			break;
+		__atomic_store_n(&s->iters, i + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/**
+ * sodp_stream_iters() - iterations a stream has completed
+ * @s: the stream
+ *
+ * Return: the count, read with acquire ordering.
+ */
+uint64_t sodp_stream_iters(struct sodp_stream *s)
+{
+	return __atomic_load_n(&s->iters, __ATOMIC_ACQUIRE);
 }

@@ -12,6 +12,7 @@
 #ifndef SODP_LIB_H
 #define SODP_LIB_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -201,6 +202,8 @@ void sodp_ud_destroy(struct sodp_ud *ud);
 int sodp_ud_post_send(struct sodp_ud *ud, uint64_t wr_id, const void *addr,
 		      uint32_t len, uint32_t lkey);
 
+int sodp_read_line(const char *path, char *buf, size_t len);
+int sodp_write_line(const char *path, const char *val);
 int sodp_debugfs_get(const char *name, int64_t *val);
 int sodp_mr_stats_get(const char *dev, uint32_t lkey,
 		      struct sodp_mr_stats *st);
@@ -220,6 +223,7 @@ ssize_t sodp_pattern_check(const void *buf, size_t len, uint64_t seed,
 ssize_t sodp_byte_check(const void *buf, size_t len, uint8_t val);
 
 enum sodp_pin_mode sodp_pin_mode(void);
+int sodp_pin_mode_write(const char *mode);
 const char *sodp_pin_mode_str(enum sodp_pin_mode mode);
 long sodp_page_size(void);
 
@@ -232,5 +236,35 @@ struct sodp_churn {
 void *sodp_churn_fork(void *churn);
 long sodp_move_pages_to(void **pages, size_t n, int *nodes, int *status,
 			int node);
+
+/*
+ * One stream of RDMA WRITE + READ-back pairs on its own QP, run by a
+ * thread (sodp_stream_main()): every iteration writes a new pattern from
+ * @src into @tgt and reads it back into @dst, and checks both the READ
+ * result and the CPU's view of @tgt. All three buffers are in @mr, so
+ * streams over one MR share its umem (lock, mirror table and cache) while
+ * the mm moves its pages. The caller fills in everything up to @seed and
+ * owns @thread and @running.
+ */
+struct sodp_stream {
+	struct sodp_pair *pair;
+	int timeout_ms;
+	struct ibv_mr *mr;
+	uint8_t *tgt;
+	uint8_t *src;
+	uint8_t *dst;
+	size_t len;		/* bytes per buffer */
+	uint64_t seed;
+	pthread_t thread;
+	bool running;
+	int stop;		/* __atomic */
+	uint64_t iters;		/* __atomic */
+	int err;
+	char why[256];		/* what failed, once @err is set */
+};
+
+int sodp_stream_step(struct sodp_stream *s, uint64_t i);
+void *sodp_stream_main(void *stream);
+uint64_t sodp_stream_iters(struct sodp_stream *s);
 
 #endif /* SODP_LIB_H */

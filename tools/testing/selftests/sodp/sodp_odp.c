@@ -1840,117 +1840,13 @@ TEST_F_TIMEOUT(odp, hugetlb_access, CASE_TIMEOUT)
 #define STREAM_PAGES	16	/* pages per buffer of a stream */
 #define MIGRATE_MS	30000	/* bound on the migration rounds */
 
-/*
- * One stream of RDMA WRITE + READ-back pairs on its own QP, run by a
- * thread: every iteration writes a new pattern from @src into @tgt and
- * reads it back into @dst, and checks both the READ result and the CPU's
- * view of @tgt. All buffers of all streams are in one ODP MR, so the
- * streams share one umem (lock, mirror table and cache) while the mm
- * moves its pages.
- */
-struct stream {
-	struct sodp_pair *pair;
-	int timeout_ms;
-	struct ibv_mr *mr;
-	uint8_t *tgt;
-	uint8_t *src;
-	uint8_t *dst;
-	size_t len;		/* bytes per buffer */
-	uint64_t seed;
-	pthread_t thread;
-	bool running;
-	int stop;		/* __atomic */
-	uint64_t iters;		/* __atomic */
-	int err;
-	char why[256];
-};
-
 /* NSTREAMS streams over one mapping and one ODP MR. */
 struct traffic {
 	uint8_t *buf;
 	size_t npages;
 	struct ibv_mr *mr;
-	struct stream s[NSTREAMS];
+	struct sodp_stream s[NSTREAMS];
 };
-
-static int stream_fail(struct stream *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(s->why, sizeof(s->why), fmt, ap);
-	va_end(ap);
-	s->err = -EIO;
-	return -EIO;
-}
-
-static int stream_op(struct stream *s, uint64_t i, enum ibv_wr_opcode op)
-{
-	struct sodp_end *cli = &s->pair->cli;
-	bool write = op == IBV_WR_RDMA_WRITE;
-	struct ibv_wc wc;
-	int ret;
-
-	ret = sodp_post_rdma(cli, op, WRID_RDMA, write ? s->src : s->dst,
-			     s->len, s->mr->lkey, (uintptr_t)s->tgt,
-			     s->mr->rkey, 0);
-	if (!ret)
-		ret = sodp_poll_one(cli->scq, &wc, s->timeout_ms);
-	if (ret)
-		return stream_fail(s, "%s %llu: %s", write ? "WRITE" : "READ",
-				   (unsigned long long)i, strerror(-ret));
-	if (wc.status != IBV_WC_SUCCESS || wc.wr_id != WRID_RDMA ||
-	    wc.opcode != (write ? IBV_WC_RDMA_WRITE : IBV_WC_RDMA_READ) ||
-	    wc.byte_len != s->len)
-		return stream_fail(s, "%s %llu: status %s opcode %d len %u",
-				   write ? "WRITE" : "READ",
-				   (unsigned long long)i,
-				   ibv_wc_status_str(wc.status), wc.opcode,
-				   wc.byte_len);
-	return 0;
-}
-
-/* One WRITE + READ-back iteration, checked; 0 or -EIO with s->why. */
-static int stream_step(struct stream *s, uint64_t i)
-{
-	uint64_t seed = s->seed + i;
-	ssize_t off;
-
-	sodp_pattern_fill(s->src, s->len, seed, 0);
-	if (stream_op(s, i, IBV_WR_RDMA_WRITE) ||
-	    stream_op(s, i, IBV_WR_RDMA_READ))
-		return s->err;
-	off = sodp_pattern_check(s->dst, s->len, seed, 0);
-	if (off >= 0)
-		return stream_fail(s, "iteration %llu: READ byte %zd is %#x, expected %#x",
-				   (unsigned long long)i, off, s->dst[off],
-				   sodp_pattern_byte(seed, off));
-	off = sodp_pattern_check(s->tgt, s->len, seed, 0);
-	if (off >= 0)
-		return stream_fail(s, "iteration %llu: CPU sees target byte %zd %#x, not %#x",
-				   (unsigned long long)i, off, s->tgt[off],
-				   sodp_pattern_byte(seed, off));
-	return 0;
-}
-
-static void *stream_main(void *arg)
-{
-	struct stream *s = arg;
-	uint64_t i;
-
-	for (i = s->iters; !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
-	     i++) {
-		if (stream_step(s, i))
-			break;
-		__atomic_store_n(&s->iters, i + 1, __ATOMIC_RELEASE);
-	}
-	return NULL;
-}
-
-static uint64_t stream_iters(struct stream *s)
-{
-	return __atomic_load_n(&s->iters, __ATOMIC_ACQUIRE);
-}
 
 /*
  * Set up @t: NSTREAMS x 3 buffers of @per 4 KiB pages (MADV_NOHUGEPAGE
@@ -1974,7 +1870,7 @@ static void traffic_setup(struct __test_metadata *_metadata,
 	ctx_connect(_metadata, c);
 	ASSERT_EQ(0, sodp_pair_connect(&c->dev, &c->xpair));
 	for (i = 0; i < NSTREAMS; i++) {
-		struct stream *s = &t->s[i];
+		struct sodp_stream *s = &t->s[i];
 
 		s->pair = pairs[i];
 		s->timeout_ms = c->dev.timeout_ms;
@@ -1994,7 +1890,7 @@ static void traffic_start(struct __test_metadata *_metadata,
 
 	for (i = 0; i < NSTREAMS; i++) {
 		__atomic_store_n(&t->s[i].stop, 0, __ATOMIC_RELEASE);
-		ASSERT_EQ(0, pthread_create(&t->s[i].thread, NULL, stream_main,
+		ASSERT_EQ(0, pthread_create(&t->s[i].thread, NULL, sodp_stream_main,
 					    &t->s[i]));
 		t->s[i].running = true;
 	}
@@ -2015,7 +1911,7 @@ static void traffic_stop(struct traffic *t)
 }
 
 /* The first stream that failed, or NULL. */
-static struct stream *traffic_failed(struct traffic *t)
+static struct sodp_stream *traffic_failed(struct traffic *t)
 {
 	int i;
 
@@ -2031,7 +1927,7 @@ static uint64_t traffic_min_iters(struct traffic *t)
 	int i;
 
 	for (i = 0; i < NSTREAMS; i++) {
-		v = stream_iters(&t->s[i]);
+		v = sodp_stream_iters(&t->s[i]);
 		n = v < n ? v : n;
 	}
 	return n;
@@ -2054,9 +1950,9 @@ static void traffic_check(struct __test_metadata *_metadata,
 	int i;
 
 	for (i = 0; i < NSTREAMS; i++) {
-		struct stream *s = &t->s[i];
+		struct sodp_stream *s = &t->s[i];
 
-		ASSERT_EQ(0, stream_step(s, s->iters)) TH_LOG("%s", s->why);
+		ASSERT_EQ(0, sodp_stream_step(s, s->iters)) TH_LOG("%s", s->why);
 		s->iters++;
 	}
 }
@@ -2182,7 +2078,7 @@ static void move_pages_case(struct __test_metadata *_metadata,
 	struct sodp_mr_stats st0, st1;
 	unsigned int rounds = 0;
 	struct traffic t;
-	struct stream *bad;
+	struct sodp_stream *bad;
 	size_t nmoved = 0;
 	const char *why;
 	int nodes[2];
@@ -2251,7 +2147,7 @@ TEST_F_TIMEOUT(odp, compact_traffic, CASE_TIMEOUT)
 	struct odp_ctx *c = &self->c;
 	struct sodp_mr_stats st0, st1;
 	int i, fd, werr = 0;
-	struct stream *bad;
+	struct sodp_stream *bad;
 	struct traffic t;
 	const char *why;
 
@@ -2369,7 +2265,7 @@ TEST_F_TIMEOUT(odp, cache_is_a_lease, CASE_TIMEOUT)
 	uint64_t start, waited, bound;
 	int64_t held = -1, umems;
 	unsigned int rounds = 0;
-	struct stream *bad;
+	struct sodp_stream *bad;
 	struct traffic t;
 	size_t nmoved = 0;
 	const char *why;
