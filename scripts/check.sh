@@ -3,7 +3,8 @@
 #
 # make check: build, kernel checkers on our code and series, sparse on our
 # code, then the selftests on rxe0 and siw0 inside a guest (with an FS-DAX
-# pmem region), a DKMS install/remove in a guest (scripts/guest-dkms.sh),
+# pmem region), memory hot-unplug in a guest with a hot-pluggable DIMM, a DKMS
+# install/remove in a guest (scripts/guest-dkms.sh),
 # then rdma-core's tools between two guests, one with our modules and one
 # with the stock drivers. Ends with "N passed, N failed[, N
 # skipped]" and exits non-zero on any failure. Logs go to build/check/.
@@ -52,6 +53,18 @@ echo "== selftests in a guest (rxe0, siw0)"
 "$top/scripts/vm-run" -q --pmem --numa 2 --timeout 2400 --share "$logs/guest" -- \
 	"$top/scripts/guest-selftests.sh" >"$logs/selftests.log" 2>&1
 count_tap "$logs/guest/output" "$logs/selftests.log" $? "guest run"
+
+# Memory hot-unplug: a 512 MiB hot-pluggable DIMM that the kernel leaves
+# offline, so each case onlines an empty block to ZONE_MOVABLE for its MR
+# (boot memory's movable blocks hold memblock reservations and every
+# process's pages). Its own guest, programs only.
+echo "== memory hot-unplug in a guest with a hot-pluggable DIMM (rxe0, siw0)"
+SODP_TESTS=sodp_memhp SODP_PROGS_ONLY=1 "$top/scripts/vm-run" -q \
+	--mem 4G,slots=1,maxmem=5G --append memhp_default_state=offline \
+	--qemu "-object memory-backend-ram,id=hp0,size=512M -device pc-dimm,id=dimm0,memdev=hp0" \
+	--timeout 900 --share "$logs/memhp" -- \
+	"$top/scripts/guest-selftests.sh" >"$logs/memhp.log" 2>&1
+count_tap "$logs/memhp/output" "$logs/memhp.log" $? "memhp run"
 
 # DKMS builds on the host (a TCG guest would take far longer: README
 # "DKMS"), into trees under build/, never /var/lib/dkms; the guest installs
