@@ -55,13 +55,11 @@ echo "== selftests in a guest (rxe0, siw0)"
 count_tap "$logs/guest/output" "$logs/selftests.log" $? "guest run"
 
 # Memory hot-unplug: a 512 MiB hot-pluggable DIMM that the kernel leaves
-# offline, so each case onlines an empty block to ZONE_MOVABLE for its MR
-# (boot memory's movable blocks hold memblock reservations and every
-# process's pages). Its own guest, programs only.
+# offline (vm-run --dimm), so each case onlines an empty block to
+# ZONE_MOVABLE for its MR (boot memory's movable blocks hold memblock
+# reservations and every process's pages). Its own guest, programs only.
 echo "== memory hot-unplug in a guest with a hot-pluggable DIMM (rxe0, siw0)"
-SODP_TESTS=sodp_memhp SODP_PROGS_ONLY=1 "$top/scripts/vm-run" -q \
-	--mem 4G,slots=1,maxmem=5G --append memhp_default_state=offline \
-	--qemu "-object memory-backend-ram,id=hp0,size=512M -device pc-dimm,id=dimm0,memdev=hp0" \
+SODP_TESTS=sodp_memhp SODP_PROGS_ONLY=1 "$top/scripts/vm-run" -q --dimm 512 \
 	--timeout 900 --share "$logs/memhp" -- \
 	"$top/scripts/guest-selftests.sh" >"$logs/memhp.log" 2>&1
 count_tap "$logs/memhp/output" "$logs/memhp.log" $? "memhp run"
