@@ -12,5 +12,5 @@ secs=${SODP_SOAK_SECS:-600}
 "$top/scripts/build.sh" all
 # Boot and setup take a few minutes under TCG; the soak's own timeout in
 # the guest is secs + 120.
-SODP_SOAK_SECS=$secs exec "$top/scripts/vm-run" --numa 2 \
+SODP_SOAK_SECS=$secs exec "$top/scripts/vm-run" --numa 2 --dimm 512 \
 	--timeout $((secs + 900)) -- "$top/scripts/guest-soak.sh"
