@@ -30,6 +30,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +60,8 @@
 #define CASE_TIMEOUT	300	/* seconds per case, TCG guest */
 #define BLOCK_WAIT_MS	60000	/* for the fault to reach page_mkwrite */
 #define FAILSLAB	"/sys/kernel/debug/failslab"
+#define FAIL_PAGE	"/sys/kernel/debug/fail_page_alloc"
+#define FAULT_KNOBS	12
 #define SLOW_DM		"sodp_slow"	/* dm-linear over a loop device */
 #define SLOW_IMG	"/tmp/sodp_slow.img"
 #define SLOW_MNT	"/tmp/sodp_slow"
@@ -82,7 +85,10 @@ struct rel_ctx {
 	pid_t thawer;
 	bool siw_unloaded;	/* prefetch_unload: reload in teardown */
 	char siw_netdev[IF_NAMESIZE];
-	char fs_saved[6][24];	/* reg_mr_failslab: failslab_set[] to restore */
+	/* reg_mr_failslab: the fault attributes set, and their old values */
+	char knob[FAULT_KNOBS][64];
+	char knob_saved[FAULT_KNOBS][24];
+	int nknobs;
 	char loopdev[32];	/* slow_store_other_qps: under SLOW_DM */
 	bool slow_mounted;
 	pid_t resumer;		/* resumes SLOW_DM when resume_fd closes */
@@ -92,22 +98,33 @@ struct rel_ctx {
 };
 
 /*
- * The failslab attributes reg_mr_failslab sets: every GFP_KERNEL allocation
- * may fail, silently, whoever the caller (another run may have left a
- * stack filter on sodp.ko: then siw's own allocations would never fail).
- * The stack filter files exist with CONFIG_FAULT_INJECTION_STACKTRACE_FILTER.
+ * The failslab attributes reg_mr_failslab sets: every slab allocation may
+ * fail, silently, whatever its cache (cache-filter) and whoever the caller
+ * (another run, guest-failinject.sh, may have left a stack filter on
+ * sodp.ko: then siw's own allocations would never fail). The reject range
+ * is set apart (fill_pool_range()). The stack filter files exist with
+ * CONFIG_FAULT_INJECTION_STACKTRACE_FILTER.
  */
 static const struct {
 	const char *file;
 	const char *val;
-} failslab_set[6] = {
+} failslab_set[] = {
 	{ "ignore-gfp-wait", "N" },
+	{ "cache-filter", "N" },
 	{ "verbose", "0" },
 	{ "require-start", "0" },
 	{ "require-end", "18446744073709551615" },
-	{ "reject-start", "0" },
-	{ "reject-end", "0" },
+	{ "stacktrace-depth", "32" },
 };
+
+/*
+ * fail-nth counts every fault point the task passes, fail_page_alloc's
+ * too: the high-order attempt of SLUB for a new slab (no reclaim, a
+ * fallback when it fails) and stack depot's pools come and go with the
+ * state of the caches. A minimum order above MAX_PAGE_ORDER (10) keeps
+ * every page allocation out of the count.
+ */
+#define FAIL_PAGE_NO_ORDER	"11"
 
 static uint64_t now_ms(void)
 {
@@ -501,7 +518,6 @@ static void ctx_init(struct __test_metadata *_metadata, struct rel_ctx *c)
 static void ctx_teardown(struct __test_metadata *_metadata, struct rel_ctx *c)
 {
 	const size_t len = FILE_PAGES * PAGE_SZ;
-	char path[128];
 	int i;
 
 	if (c->thawer > 0) {
@@ -522,12 +538,9 @@ static void ctx_teardown(struct __test_metadata *_metadata, struct rel_ctx *c)
 		sodp_dev_close(&c->dev);
 	if (c->siw_unloaded)
 		siw_reload(_metadata, c);
-	for (i = 0; i < 6; i++) {
-		if (!c->fs_saved[i][0])
-			continue;
-		snprintf(path, sizeof(path), FAILSLAB "/%s",
-			 failslab_set[i].file);
-		write_str(path, c->fs_saved[i]);
+	while (c->nknobs > 0) {
+		c->nknobs--;
+		write_str(c->knob[c->nknobs], c->knob_saved[c->nknobs]);
 	}
 	if (c->map)
 		munmap(c->map, len);
@@ -631,24 +644,127 @@ TEST_F_TIMEOUT(release, dereg_fault_blocked, CASE_TIMEOUT)
 }
 
 /*
+ * Set the fault attribute @dir/@file to @val; the teardown puts the old
+ * value back. Returns 0 or -errno.
+ */
+static int knob_set(struct rel_ctx *c, const char *dir, const char *file,
+		    const char *val)
+{
+	char *path;
+	int ret;
+
+	if (c->nknobs == FAULT_KNOBS)
+		return -ENOSPC;
+	path = c->knob[c->nknobs];
+	snprintf(path, sizeof(c->knob[0]), "%s/%s", dir, file);
+	ret = read_str(path, c->knob_saved[c->nknobs],
+		       sizeof(c->knob_saved[0]));
+	if (ret)
+		return ret;
+	ret = write_str(path, val);
+	if (ret)
+		return ret;
+	c->nknobs++;
+	return 0;
+}
+
+/*
+ * The text of debugobjects' fill_pool() from /proc/kallsyms: its address
+ * and the next symbol's. 0 if found, -ENOENT if the kernel has none
+ * (CONFIG_DEBUG_OBJECTS=n), -EPERM if the symbols cannot be read or their
+ * addresses are hidden.
+ */
+static int fill_pool_range(unsigned long *start, unsigned long *end)
+{
+	unsigned long addr, lo = 0, hi = ULONG_MAX;
+	char line[512], sym[256], type;
+	bool seen = false;
+	FILE *f;
+
+	f = fopen("/proc/kallsyms", "r");
+	if (!f)
+		return -EPERM;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx %c %255s", &addr, &type, sym) != 3)
+			continue;
+		seen |= addr != 0;
+		if (!strcmp(sym, "fill_pool") && !strchr(line, '['))
+			lo = addr;
+	}
+	rewind(f);
+	while (lo && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx %c %255s", &addr, &type, sym) == 3 &&
+		    addr > lo && addr < hi)
+			hi = addr;
+	}
+	fclose(f);
+	if (!seen)
+		return -EPERM;
+	if (!lo)
+		return -ENOENT;
+	*start = lo;
+	*end = hi;
+	return 0;
+}
+
+/*
+ * One ODP registration of @buf with fail-nth (@nfd) set to @nth: the
+ * allocations it counted (those left of @nth read back), or -1 with
+ * errno. The registration, NULL if it failed, is in @mr.
+ */
+static int reg_nth(struct rel_ctx *c, int nfd, int nth, void *buf,
+		   size_t len, struct ibv_mr **mr)
+{
+	char val[32];
+	ssize_t rd;
+	int err;
+
+	snprintf(val, sizeof(val), "%d", nth);
+	if (pwrite(nfd, val, strlen(val), 0) != (ssize_t)strlen(val))
+		return -1;
+	*mr = ibv_reg_mr(c->dev.pd, buf, len, ODP_RW);
+	err = errno;
+	rd = pread(nfd, val, sizeof(val) - 1, 0);
+	if (pwrite(nfd, "0", 1, 0) != 1 || rd <= 0)
+		return -1;
+	val[rd] = 0;
+	errno = err;
+	return nth - atoi(val);
+}
+
+/*
  * Every slab allocation of an ODP ibv_reg_mr() fails in turn (fail-nth
  * with failslab): each failed registration leaves debugfs umems where it
  * was (no umem, notifier or mm reference leaked), each successful one
  * adds exactly one. Before the fix siw kept the umem when the memory
  * object could not be allocated.
+ *
+ * The sequence must be the same in every iteration and every run, or an
+ * allocation is skipped when one before it comes and goes: fail-nth only
+ * counts what the registering task allocates, slab and page allocations
+ * and the debug kernel's own among them. What would come and go is kept
+ * out of the count: every page allocation (FAIL_PAGE_NO_ORDER), the
+ * batches debugobjects' fill_pool() allocates from whatever task finds
+ * its pool low (the reject range), and what the first registration of a
+ * process allocates once (the mm's notifier subscriptions: a warm-up
+ * registration takes them). Only xarray nodes late in the sequence, after
+ * the driver's own allocations, still vary: siw's STag index is random and
+ * the restrack ids grow, so a path one node deeper now and then adds an
+ * allocation (and its kmemleak object) to the end, where a failure is
+ * absorbed by the GFP_KERNEL retry; the length without injection is logged.
  */
 TEST_F_TIMEOUT(release, reg_mr_failslab, CASE_TIMEOUT)
 {
 	const size_t len = 4 * PAGE_SZ;
 	struct rel_ctx *c = &self->c;
+	unsigned long rej_start = 0, rej_end = 0;
 	int64_t umems0, umems;
-	int i, n, nfd, failed = 0;
-	char nth[32], path[64], fpath[128];
+	int i, n, nfd, cnt, cnt0, failed = 0;
+	char path[64], val[24];
 	struct ibv_mr *mr;
 	const char *why;
-	bool injected;
-	ssize_t rd;
 	void *buf;
+	int ret;
 
 	why = odp_missing(&c->dev.odp, 0);
 	if (why)
@@ -656,16 +772,30 @@ TEST_F_TIMEOUT(release, reg_mr_failslab, CASE_TIMEOUT)
 	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", gettid());
 	if (access(FAILSLAB, F_OK) || access(path, W_OK))
 		SKIP(return, "needs failslab and fail-nth (CONFIG_FAILSLAB)");
-	for (i = 0; i < 6; i++) {
-		snprintf(fpath, sizeof(fpath), FAILSLAB "/%s",
-			 failslab_set[i].file);
-		if (access(fpath, F_OK) && i >= 2)
-			continue;
-		ASSERT_EQ(0, read_str(fpath, c->fs_saved[i],
-				      sizeof(c->fs_saved[i])));
-		ASSERT_EQ(0, write_str(fpath, failslab_set[i].val))
-			TH_LOG("%s: cannot set %s", fpath, failslab_set[i].val);
+	ret = fill_pool_range(&rej_start, &rej_end);
+	if (ret == -EPERM)
+		SKIP(return, "kernel symbols unreadable: fill_pool() unknown");
+	ASSERT_TRUE(!ret || ret == -ENOENT)
+		TH_LOG("/proc/kallsyms: %s", strerror(-ret));
+	if (!ret && access(FAILSLAB "/reject-start", F_OK))
+		SKIP(return, "debugobjects without a failslab stack filter");
+	for (i = 0; i < (int)ARRAY_SIZE(failslab_set); i++) {
+		if (i >= 3 && access(FAILSLAB "/require-start", F_OK))
+			break;	/* no stack filter */
+		ASSERT_EQ(0, knob_set(c, FAILSLAB, failslab_set[i].file,
+				      failslab_set[i].val))
+			TH_LOG("failslab/%s: cannot set %s",
+			       failslab_set[i].file, failslab_set[i].val);
 	}
+	if (!access(FAILSLAB "/reject-start", F_OK)) {
+		snprintf(val, sizeof(val), "%lu", rej_start);
+		ASSERT_EQ(0, knob_set(c, FAILSLAB, "reject-start", val));
+		snprintf(val, sizeof(val), "%lu", rej_end);
+		ASSERT_EQ(0, knob_set(c, FAILSLAB, "reject-end", val));
+	}
+	if (!access(FAIL_PAGE, F_OK))
+		ASSERT_EQ(0, knob_set(c, FAIL_PAGE, "min-order",
+				      FAIL_PAGE_NO_ORDER));
 
 	buf = sodp_map_anon(len);
 	ASSERT_NE(NULL, buf);
@@ -675,24 +805,25 @@ TEST_F_TIMEOUT(release, reg_mr_failslab, CASE_TIMEOUT)
 	nfd = open(path, O_RDWR);
 	ASSERT_LE(0, nfd);
 
-	for (n = 1; n <= FAIL_NTH_MAX; n++) {
-		snprintf(nth, sizeof(nth), "%d", n);
-		ASSERT_EQ((ssize_t)strlen(nth), pwrite(nfd, nth, strlen(nth),
-						       0));
-		mr = ibv_reg_mr(c->dev.pd, buf, len, ODP_RW);
-		rd = pread(nfd, nth, sizeof(nth) - 1, 0);
-		ASSERT_EQ(1, pwrite(nfd, "0", 1, 0));
-		ASSERT_LT(0, rd);
-		nth[rd] = 0;
-		injected = atoi(nth) == 0;
+	/* The warm-up, and the length of the sequence, nothing failed. */
+	for (i = 0; i < 2; i++) {
+		cnt0 = reg_nth(c, nfd, INT_MAX, buf, len, &mr);
+		ASSERT_NE(NULL, mr) TH_LOG("reg: %s", strerror(errno));
+		ASSERT_LT(0, cnt0);
+		ASSERT_EQ(0, ibv_dereg_mr(mr));
+	}
+	ASSERT_EQ(umems0, dbg_get(_metadata, "umems"));
 
+	for (n = 1; n <= FAIL_NTH_MAX; n++) {
+		cnt = reg_nth(c, nfd, n, buf, len, &mr);
+		ASSERT_LT(0, cnt);
 		umems = dbg_get(_metadata, "umems");
 		if (mr) {
 			ASSERT_EQ(umems0 + 1, umems);
 			ASSERT_EQ(0, ibv_dereg_mr(mr));
 			umems = dbg_get(_metadata, "umems");
 		} else {
-			ASSERT_TRUE(injected)
+			ASSERT_EQ(n, cnt)
 				TH_LOG("reg failed without injection: %s",
 				       strerror(errno));
 			failed++;
@@ -700,12 +831,13 @@ TEST_F_TIMEOUT(release, reg_mr_failslab, CASE_TIMEOUT)
 		ASSERT_EQ(umems0, umems)
 			TH_LOG("allocation %d failed: %lld umems leaked", n,
 			       (long long)(umems - umems0));
-		if (!injected)
+		if (cnt < n)
 			break;
 	}
 	close(nfd);
 	sodp_unmap(buf, len);
-	TH_LOG("%d allocations, %d registrations failed", n - 1, failed);
+	TH_LOG("%d allocations (%d without injection), %d registrations failed",
+	       n - 1, cnt0, failed);
 	ASSERT_GE(FAIL_NTH_MAX, n);
 	ASSERT_LT(0, failed);
 }
