@@ -14,6 +14,7 @@
 set -u
 n=${1:-1}
 log=$(mktemp -d)
+port=18515	# perftest's default, for the rdma_cm listener (siw: -R)
 
 tap() {	# tap STATUS NAME [DIRECTIVE]
 	echo "$1 $n $2${3:+ # $3}"
@@ -23,14 +24,22 @@ tap() {	# tap STATUS NAME [DIRECTIVE]
 # shellcheck source=scripts/guest-lib.sh
 . "$SODP_TOP/scripts/guest-lib.sh"
 
-# pair NAME SERVER CLIENT: both must exit 0; keeps the output in $log.
+# pair NAME SERVER CLIENT [DEV PORT]: both must exit 0; keeps the output
+# in $log. The client starts once the server listens (wait_listen; DEV and
+# PORT for an rdma_cm one) or has exited (the client then says why it
+# cannot connect), never while it is still getting there.
 pair() {
 	local name=$1 srv=$2 cli=$3 spid rc src
 	timeout 60 $srv >"$log/$name.srv" 2>&1 &
 	spid=$!
-	wait_listen $spid
-	timeout 60 $cli >"$log/$name.cli" 2>&1
-	rc=$?
+	if wait_listen $spid ${4:+"$4" "$5"} || ! kill -0 $spid 2>/dev/null; then
+		timeout 60 $cli >"$log/$name.cli" 2>&1
+		rc=$?
+	else
+		echo "# the server did not listen within 15 s" |
+			tee "$log/$name.cli"
+		rc=1
+	fi
 	# A client that gave up leaves its server waiting: give it 5 s.
 	reap $spid 50
 	src=$?
@@ -42,8 +51,8 @@ pair() {
 
 for dev in rxe0 siw0; do
 	case $dev in
-	rxe0) addr=$SODP_RXE_ADDR; pt="-x 1" ;;
-	siw0) addr=$SODP_SIW_ADDR; pt="-R" ;;
+	rxe0) addr=$SODP_RXE_ADDR; pt="-x 1"; cm= ;;
+	siw0) addr=$SODP_SIW_ADDR; pt="-R"; cm="$dev $port" ;;
 	esac
 	if ! ibv_devinfo -v -d $dev | grep -q 'ODP_SUPPORT$'; then
 		for t in pingpong ib_write_bw ib_read_bw ib_send_bw ib_atomic_bw; do
@@ -67,7 +76,7 @@ for dev in rxe0 siw0; do
 	for t in ib_write_bw ib_read_bw ib_send_bw ib_atomic_bw; do
 		# shellcheck disable=SC2086
 		pair $t "$t -d $dev $pt --odp -D 1" \
-			"$t -d $dev $pt --odp -D 1 $addr" >"$log/$t.why"
+			"$t -d $dev $pt --odp -D 1 $addr" $cm >"$log/$t.why"
 		rc=$?
 		if grep -q 'ODP does not support ATOMICS' "$log/$t.cli"; then
 			tap ok "perftest.$dev.${t}_odp" "SKIP perftest 4.5 itself refuses --odp with atomics (see ib_atomic_bw_unpinned and the odp_atomic selftests)"
