@@ -30,7 +30,7 @@
  * sodp serves only where pinning is refused, i.e. FS-DAX).
  *
  * Environment: SODP_DEVICE (required), the directories above, SODP_FS_OPS
- * (operations per case, default 8). Run as root (umount/mount).
+ * (operations per case, default 4). Run as root (umount/mount).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -645,7 +645,7 @@ static void run(struct __test_metadata *_metadata,
 		enum scen sc)
 {
 	const char *e = getenv("SODP_FS_OPS");
-	int nops = e ? atoi(e) : 8;
+	int nops = e ? atoi(e) : 4;
 	const size_t blocks = HALF / GRAN;
 	size_t off, len, ns;
 	char when[96], ncpath[360];
@@ -653,7 +653,7 @@ static void run(struct __test_metadata *_metadata,
 	int i, err;
 
 	if (nops < 1 || nops > MAX_OPS)
-		nops = 8;
+		nops = 4;
 	if (sc == SC_CLONE) {
 		c->cfd = open(c->cpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
 		ASSERT_LE(0, c->cfd);
