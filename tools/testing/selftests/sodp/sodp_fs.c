@@ -291,15 +291,18 @@ static void check_range(struct __test_metadata *_metadata, struct fs_ctx *c,
 		memset(rb, 0xa5, n);
 		ASSERT_EQ(0, rdma_sync(c, &c->cp, IBV_WR_RDMA_READ, rb, n, o))
 			TH_LOG("%s: RDMA READ at %#zx", when, o);
+		ASSERT_EQ((ssize_t)n, pread(c->fd, c->rbuf, n, o));
+		/* On a mismatch, all three views of that byte tell who is off. */
 		at = diff_at(rb, c->model + o, n);
 		ASSERT_EQ(-1, at)
-			TH_LOG("%s: RDMA READ byte %#zx is %#x, model %#x", when,
-			       o + at, rb[at], c->model[o + at]);
+			TH_LOG("%s: RDMA READ byte %#zx is %#x, model %#x (mapping %#x, pread %#x)",
+			       when, o + at, rb[at], c->model[o + at],
+			       c->map[o + at], c->rbuf[at]);
 		at = diff_at(c->map + o, c->model + o, n);
 		ASSERT_EQ(-1, at)
-			TH_LOG("%s: mapping byte %#zx is %#x, model %#x", when,
-			       o + at, c->map[o + at], c->model[o + at]);
-		ASSERT_EQ((ssize_t)n, pread(c->fd, c->rbuf, n, o));
+			TH_LOG("%s: mapping byte %#zx is %#x, model %#x (pread %#x)",
+			       when, o + at, c->map[o + at], c->model[o + at],
+			       c->rbuf[at]);
 		at = diff_at(c->rbuf, c->model + o, n);
 		ASSERT_EQ(-1, at)
 			TH_LOG("%s: pread byte %#zx is %#x, model %#x", when,
@@ -307,7 +310,14 @@ static void check_range(struct __test_metadata *_metadata, struct fs_ctx *c,
 	}
 }
 
-/* RDMA WRITE of a new generation into [off, off + len), below EOF. */
+/*
+ * RDMA WRITE of a new generation into [off, off + len), below EOF, placed
+ * in the file when this returns. A WRITE completion does not say that:
+ * siw completes a WRITE once TCP has it (iWARP WRITEs are not
+ * acknowledged), and a layout operation started then would run before
+ * the WRITE lands (stale bytes after ZERO_RANGE or COLLAPSE_RANGE, a
+ * WRITE past a new EOF that terminates the check pair).
+ */
 static void rdma_write(struct __test_metadata *_metadata, struct fs_ctx *c,
 		       size_t off, size_t len)
 {
@@ -322,6 +332,7 @@ static void rdma_write(struct __test_metadata *_metadata, struct fs_ctx *c,
 			TH_LOG("RDMA WRITE at %#zx", o);
 		memcpy(c->model + o, wb, n);
 	}
+	ASSERT_EQ(0, sodp_pair_sync(&c->cp));
 }
 
 /*
