@@ -4,19 +4,23 @@
  * MAP_SHARED mapping of it (issue 10, items 1 and 2).
  *
  * The file (FLEN bytes) has two halves. A stream thread keeps RDMA
- * WRITEs and READs (own QP pair) going into the first half, each WRITE
- * with a pattern of offset and generation, each READ checked against the
- * bytes just written. The main thread changes the layout of the second
- * half, one scenario per case: truncate shrink + regrow, PUNCH_HOLE,
- * ZERO_RANGE, COLLAPSE_RANGE, INSERT_RANGE, FICLONERANGE into a second
- * file followed by writes to the source, and write() through the fd over
- * bytes RDMA wrote. After every operation the second half is compared
- * byte for byte through RDMA READ (second QP pair), the CPU mapping and
- * pread() with a byte model of the file, then RDMA WRITEs new bytes into
- * it. An RDMA READ past EOF after a shrink must fail (remote access
- * error on RoCE, an error status on iWARP); the check pair is then
- * reconnected. At the end the whole file is compared, then fsync,
- * umount, mount and the file (and clone) compared again with the model.
+ * WRITEs and READs (own QP pair; on RoCE also FETCH_ADDs) going into the
+ * first half, each WRITE with a pattern of offset and generation, each
+ * READ checked against the bytes just written. The main thread works on
+ * the second half, one scenario per case: truncate shrink + regrow,
+ * PUNCH_HOLE, ZERO_RANGE, COLLAPSE_RANGE, INSERT_RANGE, FICLONERANGE into
+ * a second file followed by RDMA and CPU writes to the source (the clone
+ * keeps the old bytes), write() through the fd over bytes RDMA wrote,
+ * writeback (sync_file_range, then RDMA WRITEs to the cleaned pages, then
+ * fsync with the stream running) and fadvise DONTNEED + drop_caches.
+ * After every operation the second half is compared byte for byte
+ * through RDMA READ (second QP pair), the CPU mapping and pread() with a
+ * byte model of the file, then RDMA WRITEs new bytes into it, waited for
+ * until placed (siw completes a WRITE before it lands). An RDMA READ
+ * past EOF after a shrink must fail (remote access error on RoCE, an
+ * error status on iWARP); the check pair is then reconnected. At the end
+ * the whole file is compared, then fsync, umount, mount and the file
+ * (and clone) compared again with the model.
  *
  * Every operation is timed with the MR live and traffic running, and the
  * same operation on a file without MR or mapping in the same file system;
@@ -27,10 +31,12 @@
  * reflink: SODP_XFS_DAX_DIR; tmpfs: SODP_TMPFS_DIR; ext4 and xfs on a
  * RAM-backed loop device: SODP_EXT4_DIR, SODP_XFS_DIR) by MR kind
  * (explicit ODP, implicit ODP, plain MR under sodp.pin_mode=auto, which
- * sodp serves only where pinning is refused, i.e. FS-DAX).
+ * sodp serves only where pinning is refused, i.e. FS-DAX). make check
+ * runs the subset in check_set[]; the rest skip.
  *
  * Environment: SODP_DEVICE (required), the directories above, SODP_FS_OPS
- * (operations per case, default 4). Run as root (umount/mount).
+ * (operations per case, default 4), SODP_FS_ALL=1 (every case). Run as
+ * root (umount/mount, drop_caches).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -38,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +70,7 @@
 #define SCHUNK		(16UL << 10)	/* one stream WRITE */
 #define XFER		(256UL << 10)	/* largest check transfer */
 #define LBUF		(4UL << 20)	/* local buffers: stream | check */
-#define CHK_OFF		(1UL << 20)	/* check half of the local buffer */
+#define CHK_OFF		(LBUF / 4)	/* check part of the local buffer */
 #define WRID_RDMA	0x46535244ull
 #define ODP_RW		(SODP_ACCESS_RW | IBV_ACCESS_ON_DEMAND)
 #define CASE_TIMEOUT	600
@@ -75,13 +82,44 @@ enum mr_kind { MR_ODP, MR_IMPLICIT, MR_PLAIN };
 
 enum scen {
 	SC_TRUNCATE, SC_PUNCH, SC_ZERO, SC_COLLAPSE, SC_INSERT, SC_CLONE,
-	SC_WRITE,
+	SC_WRITE, SC_WRITEBACK, SC_DROP,
 };
 
 static const char * const scen_name[] = {
 	"truncate", "punch_hole", "zero_range", "collapse_range",
-	"insert_range", "clone_range", "fd_write",
+	"insert_range", "clone_range", "fd_write", "writeback", "drop_cache",
 };
+
+/*
+ * The cases make check runs (about two minutes per device under TCG):
+ * the layout operations on both FS-DAX file systems with an explicit ODP
+ * MR (their timing lines are the ones to compare), and the other MR
+ * kinds and page-cache file systems in a few. SODP_FS_ALL=1 runs the
+ * whole matrix.
+ */
+static const char * const check_set[] = {
+	"ext4_dax_odp.truncate", "ext4_dax_odp.punch_hole",
+	"ext4_dax_odp.zero_range", "ext4_dax_odp.collapse_range",
+	"ext4_dax_odp.insert_range",
+	"xfs_dax_odp.truncate", "xfs_dax_odp.zero_range",
+	"xfs_dax_odp.collapse_range", "xfs_dax_odp.clone_range",
+	"xfs_dax_odp.writeback",
+	"ext4_dax_plain.fd_write", "xfs_dax_plain.clone_range",
+	"xfs_dax_implicit.insert_range",
+	"ext4_odp.writeback", "xfs_odp.drop_cache",
+};
+
+static bool in_check_set(const char *variant, const char *test)
+{
+	char name[96];
+	size_t i;
+
+	snprintf(name, sizeof(name), "%s.%s", variant, test);
+	for (i = 0; i < ARRAY_SIZE(check_set); i++)
+		if (!strcmp(check_set[i], name))
+			return true;
+	return false;
+}
 
 struct fs_ctx {
 	struct sodp_dev dev;
@@ -107,8 +145,8 @@ struct fs_ctx {
 	/* stream thread */
 	pthread_t thr;
 	bool thr_up;
-	volatile bool stop;
-	volatile int thr_err;
+	int stop;			/* __atomic */
+	int thr_err;			/* __atomic */
 	char thr_msg[256];
 	unsigned long thr_ops;
 	/* timing, ns */
@@ -121,29 +159,87 @@ FIXTURE(fs) {
 };
 
 FIXTURE_VARIANT(fs) {
+	const char *name;	/* the variant's name */
 	const char *fs;		/* name in the timing lines */
 	const char *env;	/* the directory's variable */
 	bool dax;
 	enum mr_kind mr;
 };
 
-#define FS_VARIANT(_fs, _env, _dax)					\
-	FIXTURE_VARIANT_ADD(fs, _fs##_odp) {				\
-		.fs = #_fs, .env = _env, .dax = _dax, .mr = MR_ODP,	\
-	};								\
-	FIXTURE_VARIANT_ADD(fs, _fs##_implicit) {			\
-		.fs = #_fs, .env = _env, .dax = _dax,			\
-		.mr = MR_IMPLICIT,					\
-	};								\
-	FIXTURE_VARIANT_ADD(fs, _fs##_plain) {				\
-		.fs = #_fs, .env = _env, .dax = _dax, .mr = MR_PLAIN,	\
-	}
+FIXTURE_VARIANT_ADD(fs, ext4_dax_odp) {
+	.name = "ext4_dax_odp", .fs = "ext4_dax", .env = "SODP_DAX_DIR", .dax = true,
+	.mr = MR_ODP,
+};
 
-FS_VARIANT(ext4_dax, "SODP_DAX_DIR", true);
-FS_VARIANT(xfs_dax, "SODP_XFS_DAX_DIR", true);
-FS_VARIANT(tmpfs, "SODP_TMPFS_DIR", false);
-FS_VARIANT(ext4, "SODP_EXT4_DIR", false);
-FS_VARIANT(xfs, "SODP_XFS_DIR", false);
+FIXTURE_VARIANT_ADD(fs, ext4_dax_implicit) {
+	.name = "ext4_dax_implicit", .fs = "ext4_dax", .env = "SODP_DAX_DIR", .dax = true,
+	.mr = MR_IMPLICIT,
+};
+
+FIXTURE_VARIANT_ADD(fs, ext4_dax_plain) {
+	.name = "ext4_dax_plain", .fs = "ext4_dax", .env = "SODP_DAX_DIR", .dax = true,
+	.mr = MR_PLAIN,
+};
+
+FIXTURE_VARIANT_ADD(fs, xfs_dax_odp) {
+	.name = "xfs_dax_odp", .fs = "xfs_dax", .env = "SODP_XFS_DAX_DIR", .dax = true,
+	.mr = MR_ODP,
+};
+
+FIXTURE_VARIANT_ADD(fs, xfs_dax_implicit) {
+	.name = "xfs_dax_implicit", .fs = "xfs_dax", .env = "SODP_XFS_DAX_DIR", .dax = true,
+	.mr = MR_IMPLICIT,
+};
+
+FIXTURE_VARIANT_ADD(fs, xfs_dax_plain) {
+	.name = "xfs_dax_plain", .fs = "xfs_dax", .env = "SODP_XFS_DAX_DIR", .dax = true,
+	.mr = MR_PLAIN,
+};
+
+FIXTURE_VARIANT_ADD(fs, tmpfs_odp) {
+	.name = "tmpfs_odp", .fs = "tmpfs", .env = "SODP_TMPFS_DIR", .dax = false,
+	.mr = MR_ODP,
+};
+
+FIXTURE_VARIANT_ADD(fs, tmpfs_implicit) {
+	.name = "tmpfs_implicit", .fs = "tmpfs", .env = "SODP_TMPFS_DIR", .dax = false,
+	.mr = MR_IMPLICIT,
+};
+
+FIXTURE_VARIANT_ADD(fs, tmpfs_plain) {
+	.name = "tmpfs_plain", .fs = "tmpfs", .env = "SODP_TMPFS_DIR", .dax = false,
+	.mr = MR_PLAIN,
+};
+
+FIXTURE_VARIANT_ADD(fs, ext4_odp) {
+	.name = "ext4_odp", .fs = "ext4", .env = "SODP_EXT4_DIR", .dax = false,
+	.mr = MR_ODP,
+};
+
+FIXTURE_VARIANT_ADD(fs, ext4_implicit) {
+	.name = "ext4_implicit", .fs = "ext4", .env = "SODP_EXT4_DIR", .dax = false,
+	.mr = MR_IMPLICIT,
+};
+
+FIXTURE_VARIANT_ADD(fs, ext4_plain) {
+	.name = "ext4_plain", .fs = "ext4", .env = "SODP_EXT4_DIR", .dax = false,
+	.mr = MR_PLAIN,
+};
+
+FIXTURE_VARIANT_ADD(fs, xfs_odp) {
+	.name = "xfs_odp", .fs = "xfs", .env = "SODP_XFS_DIR", .dax = false,
+	.mr = MR_ODP,
+};
+
+FIXTURE_VARIANT_ADD(fs, xfs_implicit) {
+	.name = "xfs_implicit", .fs = "xfs", .env = "SODP_XFS_DIR", .dax = false,
+	.mr = MR_IMPLICIT,
+};
+
+FIXTURE_VARIANT_ADD(fs, xfs_plain) {
+	.name = "xfs_plain", .fs = "xfs", .env = "SODP_XFS_DIR", .dax = false,
+	.mr = MR_PLAIN,
+};
 
 static uint8_t pat(size_t off, uint32_t gen)
 {
@@ -203,53 +299,85 @@ static ssize_t diff_at(const uint8_t *a, const uint8_t *b, size_t len)
 	return -1;
 }
 
+/* The stream thread's failure: @msg for the main thread, then @err. */
+static void *stream_fail(struct fs_ctx *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->thr_msg, sizeof(c->thr_msg), fmt, ap);
+	va_end(ap);
+	__atomic_store_n(&c->thr_err, err, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * WRITE a chunk, READ it back and compare; on RoCE also a FETCH_ADD on
+ * its first 8 bytes, whose old value must be the bytes just written.
+ */
 static void *stream_fn(void *arg)
 {
 	struct fs_ctx *c = arg;
 	uint8_t *wb = c->lbuf, *rb = c->lbuf + SCHUNK;
-	uint64_t rng = c->rng ^ 0x5eed;
+	uint64_t *ab = (uint64_t *)(c->lbuf + 2 * SCHUNK);
+	uint64_t rng = c->rng ^ 0x5eed, old;
 	uint32_t gen = 1 << 20;
+	struct ibv_wc wc;
 	ssize_t at;
 	size_t off;
 	int st;
 
-	while (!c->stop) {
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
 		rng = rng * 6364136223846793005ULL + 1;
 		off = ((rng >> 33) % (HALF / SCHUNK)) * SCHUNK;
 		gen++;
 		pat_fill(wb, off, SCHUNK, gen);
 		st = rdma_sync(c, &c->sp, IBV_WR_RDMA_WRITE, wb, SCHUNK, off);
-		if (st) {
-			snprintf(c->thr_msg, sizeof(c->thr_msg),
-				 "stream WRITE at %#zx: status %d", off, st);
-			c->thr_err = st;
-			break;
-		}
+		if (st)
+			return stream_fail(c, st, "stream WRITE at %#zx: status %d",
+					   off, st);
 		memcpy(c->model + off, wb, SCHUNK);
 		memset(rb, 0, SCHUNK);
 		st = rdma_sync(c, &c->sp, IBV_WR_RDMA_READ, rb, SCHUNK, off);
-		if (st) {
-			snprintf(c->thr_msg, sizeof(c->thr_msg),
-				 "stream READ at %#zx: status %d", off, st);
-			c->thr_err = st;
-			break;
-		}
+		if (st)
+			return stream_fail(c, st, "stream READ at %#zx: status %d",
+					   off, st);
 		at = diff_at(rb, wb, SCHUNK);
-		if (at >= 0) {
-			snprintf(c->thr_msg, sizeof(c->thr_msg),
-				 "stream READ at %#zx: byte %#zx is %#x, wrote %#x",
-				 off, (size_t)at, rb[at], wb[at]);
-			c->thr_err = -EILSEQ;
-			break;
-		}
+		if (at >= 0)
+			return stream_fail(c, -EILSEQ,
+					   "stream READ at %#zx: byte %#zx is %#x, wrote %#x",
+					   off, (size_t)at, rb[at], wb[at]);
 		c->thr_ops++;
+		if (c->dev.iwarp)
+			continue;
+		*ab = 0;
+		st = sodp_post_atomic(&c->sp.cli, IBV_WR_ATOMIC_FETCH_AND_ADD,
+				      WRID_RDMA, ab, c->lmr->lkey,
+				      (uintptr_t)(c->map + off), c->mr->rkey,
+				      1, 0);
+		if (!st)
+			st = sodp_poll_one(c->sp.cli.scq, &wc,
+					   c->dev.timeout_ms);
+		if (!st)
+			st = wc.status;
+		if (st)
+			return stream_fail(c, st, "stream FETCH_ADD at %#zx: status %d",
+					   off, st);
+		memcpy(&old, wb, sizeof(old));
+		if (*ab != old)
+			return stream_fail(c, -EILSEQ,
+					   "stream FETCH_ADD at %#zx: old %#llx, wrote %#llx",
+					   off, (unsigned long long)*ab,
+					   (unsigned long long)old);
+		old++;
+		memcpy(c->model + off, &old, sizeof(old));
 	}
 	return NULL;
 }
 
 static void stream_start(struct __test_metadata *_metadata, struct fs_ctx *c)
 {
-	c->stop = false;
+	__atomic_store_n(&c->stop, 0, __ATOMIC_RELEASE);
 	c->thr_ops = 0;
 	ASSERT_EQ(0, pthread_create(&c->thr, NULL, stream_fn, c));
 	c->thr_up = true;
@@ -259,7 +387,7 @@ static void stream_stop(struct __test_metadata *_metadata, struct fs_ctx *c)
 {
 	if (!c->thr_up)
 		return;
-	c->stop = true;
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
 	pthread_join(c->thr, NULL);
 	c->thr_up = false;
 	ASSERT_EQ(0, c->thr_err) TH_LOG("%s", c->thr_msg);
@@ -360,6 +488,16 @@ static void read_past_eof(struct __test_metadata *_metadata, struct fs_ctx *c,
 	cp_connect(_metadata, c);
 }
 
+/* echo 1 >/proc/sys/vm/drop_caches: clean, unmapped page cache goes. */
+static void drop_pagecache(struct __test_metadata *_metadata)
+{
+	FILE *f = fopen("/proc/sys/vm/drop_caches", "w");
+
+	ASSERT_NE(NULL, f);
+	fputs("1", f);
+	ASSERT_EQ(0, fclose(f));
+}
+
 static bool op_refused(int err)
 {
 	return err == EOPNOTSUPP || err == EINVAL || err == EXDEV ||
@@ -384,10 +522,11 @@ static void timing_report(struct __test_metadata *_metadata,
 		return;
 	qsort(l, c->nt, sizeof(*l), cmp_u64);
 	qsort(n, c->nt, sizeof(*n), cmp_u64);
-	printf("# timing %s %s %s n=%d live: median %llu us max %llu us; no MR: median %llu us max %llu us\n",
+	printf("# timing %s %s %s n=%d live: median %llu us max %llu us;",
 	       variant->fs, mr[variant->mr], scen_name[sc], c->nt,
 	       (unsigned long long)l[c->nt / 2] / 1000,
-	       (unsigned long long)l[c->nt - 1] / 1000,
+	       (unsigned long long)l[c->nt - 1] / 1000);
+	printf(" no MR: median %llu us max %llu us\n",
 	       (unsigned long long)n[c->nt / 2] / 1000,
 	       (unsigned long long)n[c->nt - 1] / 1000);
 	ASSERT_GT(FS_OP_MAX_NS, l[c->nt - 1])
@@ -411,7 +550,13 @@ FIXTURE_SETUP(fs)
 	FILE *f;
 
 	memset(c, 0, sizeof(*c));
-	c->fd = c->cfd = c->nfd = c->ncfd = -1;
+	c->fd = -1;
+	c->cfd = -1;
+	c->nfd = -1;
+	c->ncfd = -1;
+	if (!getenv("SODP_FS_ALL") &&
+	    !in_check_set(variant->name, _metadata->name))
+		SKIP(return, "not in make check's subset (SODP_FS_ALL=1 runs it)");
 	if (!name)
 		SKIP(return, "SODP_DEVICE is not set");
 	if (!dir || !*dir)
@@ -449,6 +594,9 @@ FIXTURE_SETUP(fs)
 		ASSERT_EQ(0, fclose(f));
 		access = SODP_ACCESS_RW;
 	}
+	/* The stream's FETCH_ADDs; siw has no atomics on user MRs. */
+	if (!c->dev.iwarp)
+		access |= IBV_ACCESS_REMOTE_ATOMIC;
 
 	c->rng = sodp_seed(_metadata->name);
 	c->model = malloc(FLEN);
@@ -499,7 +647,7 @@ FIXTURE_TEARDOWN(fs)
 	FILE *f;
 
 	if (c->thr_up) {
-		c->stop = true;
+		__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
 		pthread_join(c->thr, NULL);
 	}
 	if (c->cp_up)
@@ -540,27 +688,74 @@ FIXTURE_TEARDOWN(fs)
 	sodp_dev_close(&c->dev);
 }
 
-/* @fn on the live file, then on the no-MR twin, both timed. */
-#define TIMED(c, fn, ...) ({						\
-	uint64_t __t0 = now_ns();					\
-	int __r = fn((c)->fd, __VA_ARGS__) ? errno : 0;			\
-	uint64_t __t1 = now_ns();					\
-	if (!__r) {							\
-		int __n = fn((c)->nfd, __VA_ARGS__) ? errno : 0;	\
-		uint64_t __t2 = now_ns();				\
-		if (__n)						\
-			TH_LOG("no-MR twin: %s", strerror(__n));	\
-		if ((c)->nt < MAX_OPS) {				\
-			(c)->t_live[(c)->nt] = __t1 - __t0;		\
-			(c)->t_nomr[(c)->nt++] = __t2 - __t1;		\
-		}							\
-	}								\
-	__r;								\
-})
+/* A timed file operation. */
+enum lop_kind { LOP_TRUNCATE, LOP_FALLOC, LOP_PWRITE, LOP_SYNC_RANGE,
+		LOP_FSYNC, LOP_FADVISE };
 
-static int do_pwrite(int fd, const uint8_t *buf, size_t len, off_t off)
+struct lop {
+	enum lop_kind kind;
+	int mode;		/* fallocate mode, sync_file_range flags */
+	off_t off;
+	size_t len;
+	const void *buf;	/* LOP_PWRITE */
+};
+
+/* @o on @fd: 0, or -1 with errno set. */
+static int lop_run(int fd, const struct lop *o)
 {
-	return pwrite(fd, buf, len, off) == (ssize_t)len ? 0 : -1;
+	int err;
+
+	switch (o->kind) {
+	case LOP_TRUNCATE:
+		return ftruncate(fd, o->off);
+	case LOP_FALLOC:
+		return fallocate(fd, o->mode, o->off, o->len);
+	case LOP_PWRITE:
+		if (pwrite(fd, o->buf, o->len, o->off) == (ssize_t)o->len)
+			return 0;
+		if (!errno)
+			errno = EIO;
+		return -1;
+	case LOP_SYNC_RANGE:
+		return sync_file_range(fd, o->off, o->len, o->mode);
+	case LOP_FSYNC:
+		return fsync(fd);
+	case LOP_FADVISE:
+		err = posix_fadvise(fd, o->off, o->len, POSIX_FADV_DONTNEED);
+		errno = err;
+		return err ? -1 : 0;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/*
+ * The operation on the live file, then on the no-MR twin, both timed:
+ * 0 or the live file's errno.
+ */
+static int timed(struct fs_ctx *c, enum lop_kind kind, int mode, off_t off,
+		 size_t len, const void *buf)
+{
+	const struct lop o = {
+		.kind = kind, .mode = mode, .off = off, .len = len, .buf = buf,
+	};
+	uint64_t t0, t1, t2;
+	int r, n;
+
+	t0 = now_ns();
+	r = lop_run(c->fd, &o) ? errno : 0;
+	t1 = now_ns();
+	if (r)
+		return r;
+	n = lop_run(c->nfd, &o) ? errno : 0;
+	t2 = now_ns();
+	if (n)
+		printf("# no-MR twin: %s\n", strerror(n));
+	if (c->nt < MAX_OPS) {
+		c->t_live[c->nt] = t1 - t0;
+		c->t_nomr[c->nt++] = t2 - t1;
+	}
+	return 0;
 }
 
 static int do_clone(int fd, int dfd, size_t off, size_t len)
@@ -688,22 +883,22 @@ static void run(struct __test_metadata *_metadata,
 		case SC_TRUNCATE:
 			if (off == HALF)
 				off += GRAN;
-			err = TIMED(c, ftruncate, off);
+			err = timed(c, LOP_TRUNCATE, 0, off, 0, NULL);
 			ASSERT_EQ(0, err) TH_LOG("%s: %s", when, strerror(err));
 			memset(c->model + off, 0, FLEN - off);
 			c->size = off;
 			check_range(_metadata, c, HALF, off - HALF, when);
 			read_past_eof(_metadata, c, off);
 			read_past_eof(_metadata, c, FLEN - 4096);
-			err = TIMED(c, ftruncate, FLEN);
+			err = timed(c, LOP_TRUNCATE, 0, FLEN, 0, NULL);
 			ASSERT_EQ(0, err);
 			c->size = FLEN;
 			break;
 		case SC_PUNCH:
 		case SC_ZERO:
-			err = TIMED(c, fallocate, sc == SC_PUNCH ?
+			err = timed(c, LOP_FALLOC, sc == SC_PUNCH ?
 				    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE :
-				    FALLOC_FL_ZERO_RANGE, off, len);
+				    FALLOC_FL_ZERO_RANGE, off, len, NULL);
 			if (op_refused(err) && !i) {
 				stream_stop(_metadata, c);
 				SKIP(return, "%s refuses %s: %s", variant->fs,
@@ -719,8 +914,8 @@ static void run(struct __test_metadata *_metadata,
 				off -= GRAN;
 				len = GRAN;
 			}
-			err = TIMED(c, fallocate, FALLOC_FL_COLLAPSE_RANGE, off,
-				    len);
+			err = timed(c, LOP_FALLOC, FALLOC_FL_COLLAPSE_RANGE,
+				    off, len, NULL);
 			if (op_refused(err) && !i) {
 				stream_stop(_metadata, c);
 				SKIP(return, "%s refuses %s: %s", variant->fs,
@@ -733,7 +928,7 @@ static void run(struct __test_metadata *_metadata,
 			c->size = FLEN - len;
 			check_range(_metadata, c, HALF, c->size - HALF, when);
 			read_past_eof(_metadata, c, c->size);
-			err = TIMED(c, ftruncate, FLEN);
+			err = timed(c, LOP_TRUNCATE, 0, FLEN, 0, NULL);
 			ASSERT_EQ(0, err);
 			c->size = FLEN;
 			break;
@@ -742,12 +937,12 @@ static void run(struct __test_metadata *_metadata,
 				len = GRAN;
 				off = FLEN - 2 * GRAN;
 			}
-			err = TIMED(c, ftruncate, FLEN - len);
+			err = timed(c, LOP_TRUNCATE, 0, FLEN - len, 0, NULL);
 			ASSERT_EQ(0, err);
 			memset(c->model + FLEN - len, 0, len);
 			c->size = FLEN - len;
-			err = TIMED(c, fallocate, FALLOC_FL_INSERT_RANGE, off,
-				    len);
+			err = timed(c, LOP_FALLOC, FALLOC_FL_INSERT_RANGE,
+				    off, len, NULL);
 			if (op_refused(err) && !i) {
 				stream_stop(_metadata, c);
 				SKIP(return, "%s refuses %s: %s", variant->fs,
@@ -781,8 +976,15 @@ static void run(struct __test_metadata *_metadata,
 						      len));
 				c->t_nomr[c->nt++] = now_ns() - t1;
 			}
-			/* writes to the source: the clone keeps the old bytes */
+			/*
+			 * Writes to the source, by RDMA and by a CPU store
+			 * through the mapping made before the clone: the
+			 * clone keeps the old bytes.
+			 */
 			rdma_write(_metadata, c, off, len);
+			ns = off + len - 4096;
+			pat_fill(c->map + ns, ns, 4096, ++c->gen);
+			memcpy(c->model + ns, c->map + ns, 4096);
 			check_range(_metadata, c, off, len, when);
 			ASSERT_EQ((ssize_t)len, pread(c->cfd, c->rbuf, len,
 						      off));
@@ -795,15 +997,43 @@ static void run(struct __test_metadata *_metadata,
 			ns = len / 2 + 100;
 			wb = c->rbuf;
 			pat_fill(wb, off + 50, ns, ++c->gen);
-			err = TIMED(c, do_pwrite, wb, ns, off + 50);
+			err = timed(c, LOP_PWRITE, 0, off + 50, ns, wb);
 			ASSERT_EQ(0, err);
 			memcpy(c->model + off + 50, wb, ns);
+			break;
+		case SC_WRITEBACK:
+			/*
+			 * Writeback cleans (write-protects) the pages RDMA
+			 * dirtied; the WRITE after it must dirty them again
+			 * or the fsync, umount and remount lose it. The
+			 * fsync runs with the stream writing.
+			 */
+			rdma_write(_metadata, c, off, len);
+			err = timed(c, LOP_SYNC_RANGE,
+				    SYNC_FILE_RANGE_WAIT_BEFORE |
+				    SYNC_FILE_RANGE_WRITE |
+				    SYNC_FILE_RANGE_WAIT_AFTER, off, len, NULL);
+			ASSERT_EQ(0, err) TH_LOG("%s: %s", when, strerror(err));
+			rdma_write(_metadata, c, off, len);
+			err = timed(c, LOP_FSYNC, 0, 0, 0, NULL);
+			ASSERT_EQ(0, err) TH_LOG("%s: %s", when, strerror(err));
+			rdma_write(_metadata, c, off, len);
+			break;
+		case SC_DROP:
+			/* Clean the range, then ask for its pages to go. */
+			rdma_write(_metadata, c, off, len);
+			err = timed(c, LOP_FSYNC, 0, 0, 0, NULL);
+			ASSERT_EQ(0, err) TH_LOG("%s: %s", when, strerror(err));
+			err = timed(c, LOP_FADVISE, 0, off, len, NULL);
+			ASSERT_EQ(0, err) TH_LOG("%s: %s", when, strerror(err));
+			drop_pagecache(_metadata);
 			break;
 		}
 		check_range(_metadata, c, HALF, HALF, when);
 		off = HALF + rnd(c, blocks) * GRAN;
 		rdma_write(_metadata, c, off, GRAN);
-		ASSERT_EQ(0, c->thr_err) TH_LOG("%s", c->thr_msg);
+		ASSERT_EQ(0, __atomic_load_n(&c->thr_err, __ATOMIC_ACQUIRE))
+			TH_LOG("%s", c->thr_msg);
 	}
 	stream_stop(_metadata, c);
 	TH_LOG("%d operations, %lu stream WRITE+READs", nops, c->thr_ops);
@@ -845,6 +1075,16 @@ TEST_F_TIMEOUT(fs, clone_range, CASE_TIMEOUT)
 TEST_F_TIMEOUT(fs, fd_write, CASE_TIMEOUT)
 {
 	run(_metadata, variant, &self->c, SC_WRITE);
+}
+
+TEST_F_TIMEOUT(fs, writeback, CASE_TIMEOUT)
+{
+	run(_metadata, variant, &self->c, SC_WRITEBACK);
+}
+
+TEST_F_TIMEOUT(fs, drop_cache, CASE_TIMEOUT)
+{
+	run(_metadata, variant, &self->c, SC_DROP);
 }
 
 TEST_HARNESS_MAIN
