@@ -12,7 +12,8 @@
  * a second file followed by RDMA and CPU writes to the source (the clone
  * keeps the old bytes), write() through the fd over bytes RDMA wrote,
  * writeback (sync_file_range, then RDMA WRITEs to the cleaned pages, then
- * fsync with the stream running) and fadvise DONTNEED + drop_caches.
+ * fsync with the stream running), fadvise DONTNEED + drop_caches, and
+ * a MAP_PRIVATE mapping under its own MR (see run_private()).
  * After every operation the second half is compared byte for byte
  * through RDMA READ (second QP pair), the CPU mapping and pread() with a
  * byte model of the file, then RDMA WRITEs new bytes into it, waited for
@@ -82,12 +83,13 @@ enum mr_kind { MR_ODP, MR_IMPLICIT, MR_PLAIN };
 
 enum scen {
 	SC_TRUNCATE, SC_PUNCH, SC_ZERO, SC_COLLAPSE, SC_INSERT, SC_CLONE,
-	SC_WRITE, SC_WRITEBACK, SC_DROP,
+	SC_WRITE, SC_WRITEBACK, SC_DROP, SC_PRIVATE,
 };
 
 static const char * const scen_name[] = {
 	"truncate", "punch_hole", "zero_range", "collapse_range",
 	"insert_range", "clone_range", "fd_write", "writeback", "drop_cache",
+	"map_private",
 };
 
 /*
@@ -107,6 +109,7 @@ static const char * const check_set[] = {
 	"ext4_dax_plain.fd_write", "xfs_dax_plain.clone_range",
 	"xfs_dax_implicit.insert_range",
 	"ext4_odp.writeback", "xfs_odp.drop_cache",
+	"ext4_dax_odp.map_private", "xfs_implicit.map_private",
 };
 
 static bool in_check_set(const char *variant, const char *test)
@@ -269,23 +272,30 @@ static uint32_t rnd(struct fs_ctx *c, uint32_t n)
 	return (uint32_t)(c->rng >> 33) % n;
 }
 
-/* One RDMA READ or WRITE on @pair, waited for. The WC status, or -errno. */
-static int rdma_sync(struct fs_ctx *c, struct sodp_pair *pair,
-		     enum ibv_wr_opcode op, void *local, size_t len,
-		     size_t foff)
+/* One RDMA READ or WRITE on @pair at @raddr, waited for: status or -errno. */
+static int rdma_at(struct fs_ctx *c, struct sodp_pair *pair,
+		   enum ibv_wr_opcode op, void *local, size_t len,
+		   const uint8_t *raddr, uint32_t rkey)
 {
 	struct ibv_wc wc;
 	int err;
 
 	err = sodp_post_rdma(&pair->cli, op, WRID_RDMA, local, len,
-			     c->lmr->lkey, (uintptr_t)(c->map + foff),
-			     c->mr->rkey, 0);
+			     c->lmr->lkey, (uintptr_t)raddr, rkey, 0);
 	if (err)
 		return err;
 	err = sodp_poll_one(pair->cli.scq, &wc, c->dev.timeout_ms);
 	if (err)
 		return err;
 	return wc.status;
+}
+
+/* The same at @foff of the file MR. */
+static int rdma_sync(struct fs_ctx *c, struct sodp_pair *pair,
+		     enum ibv_wr_opcode op, void *local, size_t len,
+		     size_t foff)
+{
+	return rdma_at(c, pair, op, local, len, c->map + foff, c->mr->rkey);
 }
 
 /* First differing byte of @a and @b, or -1. */
@@ -846,6 +856,79 @@ static void remount_check(struct __test_metadata *_metadata,
 	}
 }
 
+#define PG	4096UL
+
+/*
+ * A MAP_PRIVATE mapping of the file under its own ODP MR (the implicit
+ * MR covers it too): each step RDMA WRITEs one page of it (a private
+ * copy only this mapping sees), READs the next (mirrored, still the
+ * file's page), then write()s both pages through the fd. The written
+ * page keeps the RDMA bytes, the other follows the file, through RDMA
+ * READ and the CPU alike; the file gets only the write(). The stream
+ * runs on the MAP_SHARED MR meanwhile.
+ */
+static void run_private(struct __test_metadata *_metadata,
+			const FIXTURE_VARIANT(fs) *variant, struct fs_ctx *c,
+			int nops)
+{
+	uint8_t *pm, *wb = c->lbuf + CHK_OFF, *rb = wb + 2 * PG;
+	uint8_t *pmodel = c->cmodel;	/* the private copies */
+	bool cow[HALF / PG] = { false };
+	size_t off, o, p, at;
+	struct ibv_mr *pmr;
+	char when[96];
+	int i;
+
+	pm = mmap(NULL, FLEN, PROT_READ | PROT_WRITE, MAP_PRIVATE, c->fd, 0);
+	ASSERT_NE(MAP_FAILED, pm);
+	if (variant->mr == MR_IMPLICIT)
+		pmr = c->mr;
+	else
+		pmr = sodp_mr_reg(&c->dev, pm, FLEN, ODP_RW);
+	ASSERT_NE(NULL, pmr) TH_LOG("private MR: %s", strerror(errno));
+	stream_start(_metadata, c);
+	for (i = 0; i < nops; i++) {
+		off = HALF + rnd(c, HALF / PG - 1) * PG;
+		snprintf(when, sizeof(when), "map_private #%d [%#zx, +%#lx)",
+			 i, off, 2 * PG);
+		pat_fill(wb, off, PG, ++c->gen);
+		ASSERT_EQ(0, rdma_at(c, &c->cp, IBV_WR_RDMA_WRITE, wb, PG,
+				     pm + off, pmr->rkey));
+		ASSERT_EQ(0, sodp_pair_sync(&c->cp));
+		memcpy(pmodel + off, wb, PG);
+		cow[(off - HALF) / PG] = true;
+		ASSERT_EQ(0, rdma_at(c, &c->cp, IBV_WR_RDMA_READ, rb, PG,
+				     pm + off + PG, pmr->rkey));
+		/* write() through the fd over both pages */
+		pat_fill(wb, off, 2 * PG, ++c->gen);
+		ASSERT_EQ(0, timed(c, LOP_PWRITE, 0, off, 2 * PG, wb));
+		memcpy(c->model + off, wb, 2 * PG);
+		memset(rb, 0xa5, 2 * PG);
+		ASSERT_EQ(0, rdma_at(c, &c->cp, IBV_WR_RDMA_READ, rb, 2 * PG,
+				     pm + off, pmr->rkey));
+		for (o = 0; o < 2 * PG; o++) {
+			p = (off + o - HALF) / PG;
+			at = off + o;
+			ASSERT_EQ((cow[p] ? pmodel : c->model)[at], rb[o])
+				TH_LOG("%s: RDMA READ byte %#zx (%s page)", when,
+				       at, cow[p] ? "private" : "file");
+			ASSERT_EQ((cow[p] ? pmodel : c->model)[at], pm[at])
+				TH_LOG("%s: mapping byte %#zx (%s page)", when,
+				       at, cow[p] ? "private" : "file");
+		}
+		check_range(_metadata, c, HALF, HALF, when);
+		ASSERT_EQ(0, __atomic_load_n(&c->thr_err, __ATOMIC_ACQUIRE))
+			TH_LOG("%s", c->thr_msg);
+	}
+	stream_stop(_metadata, c);
+	if (pmr != c->mr)
+		ASSERT_EQ(0, sodp_mr_dereg(&pmr));
+	ASSERT_EQ(0, munmap(pm, FLEN));
+	check_range(_metadata, c, 0, FLEN, "end");
+	timing_report(_metadata, variant, c, SC_PRIVATE);
+	remount_check(_metadata, c);
+}
+
 static void run(struct __test_metadata *_metadata,
 		const FIXTURE_VARIANT(fs) *variant, struct fs_ctx *c,
 		enum scen sc)
@@ -860,6 +943,16 @@ static void run(struct __test_metadata *_metadata,
 
 	if (nops < 1 || nops > MAX_OPS)
 		nops = 4;
+	if (sc == SC_PRIVATE) {
+		/*
+		 * A plain MR with write access breaks COW over the whole
+		 * private mapping at registration: nothing follows the file.
+		 */
+		if (variant->mr == MR_PLAIN)
+			SKIP(return, "plain MR: private pages copied at registration");
+		run_private(_metadata, variant, c, nops);
+		return;
+	}
 	if (sc == SC_CLONE) {
 		c->cfd = open(c->cpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
 		ASSERT_LE(0, c->cfd);
@@ -1028,6 +1121,8 @@ static void run(struct __test_metadata *_metadata,
 			ASSERT_EQ(0, err) TH_LOG("%s: %s", when, strerror(err));
 			drop_pagecache(_metadata);
 			break;
+		case SC_PRIVATE:	/* run_private() */
+			break;
 		}
 		check_range(_metadata, c, HALF, HALF, when);
 		off = HALF + rnd(c, blocks) * GRAN;
@@ -1085,6 +1180,11 @@ TEST_F_TIMEOUT(fs, writeback, CASE_TIMEOUT)
 TEST_F_TIMEOUT(fs, drop_cache, CASE_TIMEOUT)
 {
 	run(_metadata, variant, &self->c, SC_DROP);
+}
+
+TEST_F_TIMEOUT(fs, map_private, CASE_TIMEOUT)
+{
+	run(_metadata, variant, &self->c, SC_PRIVATE);
 }
 
 TEST_HARNESS_MAIN
