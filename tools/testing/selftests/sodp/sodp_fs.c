@@ -103,13 +103,10 @@ static const char * const check_set[] = {
 	"ext4_dax_odp.truncate", "ext4_dax_odp.punch_hole",
 	"ext4_dax_odp.zero_range", "ext4_dax_odp.collapse_range",
 	"ext4_dax_odp.insert_range",
-	"xfs_dax_odp.truncate", "xfs_dax_odp.zero_range",
-	"xfs_dax_odp.collapse_range", "xfs_dax_odp.clone_range",
+	"xfs_dax_odp.zero_range", "xfs_dax_odp.clone_range",
 	"xfs_dax_odp.writeback",
-	"ext4_dax_plain.fd_write", "xfs_dax_plain.clone_range",
-	"xfs_dax_implicit.insert_range",
-	"ext4_odp.writeback", "xfs_odp.drop_cache",
-	"ext4_dax_odp.map_private", "xfs_implicit.map_private",
+	"xfs_dax_plain.truncate", "xfs_dax_implicit.collapse_range",
+	"ext4_odp.writeback", "xfs_implicit.map_private",
 };
 
 static bool in_check_set(const char *variant, const char *test)
@@ -982,7 +979,9 @@ static void run(struct __test_metadata *_metadata,
 			c->size = off;
 			check_range(_metadata, c, HALF, off - HALF, when);
 			read_past_eof(_metadata, c, off);
-			read_past_eof(_metadata, c, FLEN - 4096);
+			/* each one costs a reconnect: the far end once */
+			if (!i)
+				read_past_eof(_metadata, c, FLEN - 4096);
 			err = timed(c, LOP_TRUNCATE, 0, FLEN, 0, NULL);
 			ASSERT_EQ(0, err);
 			c->size = FLEN;
