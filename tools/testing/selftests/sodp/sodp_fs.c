@@ -32,12 +32,13 @@
  * reflink: SODP_XFS_DAX_DIR; tmpfs: SODP_TMPFS_DIR; ext4 and xfs on a
  * RAM-backed loop device: SODP_EXT4_DIR, SODP_XFS_DIR) by MR kind
  * (explicit ODP, implicit ODP, plain MR under sodp.pin_mode=auto, which
- * sodp serves only where pinning is refused, i.e. FS-DAX). make check
- * runs the subset in check_set[]; the rest skip.
+ * sodp serves only where pinning is refused, i.e. FS-DAX). The whole
+ * matrix takes about a quarter of an hour per device in a TCG guest;
+ * make check runs a subset (-r options from scripts/guest-selftests.sh).
  *
  * Environment: SODP_DEVICE (required), the directories above, SODP_FS_OPS
- * (operations per case, default 4), SODP_FS_ALL=1 (every case). Run as
- * root (umount/mount, drop_caches).
+ * (operations per case, default 4). Run as root (umount/mount,
+ * drop_caches).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -92,35 +93,6 @@ static const char * const scen_name[] = {
 	"map_private",
 };
 
-/*
- * The cases make check runs (about two minutes per device under TCG):
- * the layout operations on both FS-DAX file systems with an explicit ODP
- * MR (their timing lines are the ones to compare), and the other MR
- * kinds and page-cache file systems in a few. SODP_FS_ALL=1 runs the
- * whole matrix.
- */
-static const char * const check_set[] = {
-	"ext4_dax_odp.truncate", "ext4_dax_odp.punch_hole",
-	"ext4_dax_odp.zero_range", "ext4_dax_odp.collapse_range",
-	"ext4_dax_odp.insert_range",
-	"xfs_dax_odp.zero_range", "xfs_dax_odp.clone_range",
-	"xfs_dax_odp.writeback",
-	"xfs_dax_plain.truncate", "xfs_dax_implicit.collapse_range",
-	"ext4_odp.writeback", "xfs_implicit.map_private",
-};
-
-static bool in_check_set(const char *variant, const char *test)
-{
-	char name[96];
-	size_t i;
-
-	snprintf(name, sizeof(name), "%s.%s", variant, test);
-	for (i = 0; i < ARRAY_SIZE(check_set); i++)
-		if (!strcmp(check_set[i], name))
-			return true;
-	return false;
-}
-
 struct fs_ctx {
 	struct sodp_dev dev;
 	struct sodp_pair sp;		/* stream pair */
@@ -159,7 +131,6 @@ FIXTURE(fs) {
 };
 
 FIXTURE_VARIANT(fs) {
-	const char *name;	/* the variant's name */
 	const char *fs;		/* name in the timing lines */
 	const char *env;	/* the directory's variable */
 	bool dax;
@@ -167,77 +138,77 @@ FIXTURE_VARIANT(fs) {
 };
 
 FIXTURE_VARIANT_ADD(fs, ext4_dax_odp) {
-	.name = "ext4_dax_odp", .fs = "ext4_dax", .env = "SODP_DAX_DIR", .dax = true,
+	.fs = "ext4_dax", .env = "SODP_DAX_DIR", .dax = true,
 	.mr = MR_ODP,
 };
 
 FIXTURE_VARIANT_ADD(fs, ext4_dax_implicit) {
-	.name = "ext4_dax_implicit", .fs = "ext4_dax", .env = "SODP_DAX_DIR", .dax = true,
+	.fs = "ext4_dax", .env = "SODP_DAX_DIR", .dax = true,
 	.mr = MR_IMPLICIT,
 };
 
 FIXTURE_VARIANT_ADD(fs, ext4_dax_plain) {
-	.name = "ext4_dax_plain", .fs = "ext4_dax", .env = "SODP_DAX_DIR", .dax = true,
+	.fs = "ext4_dax", .env = "SODP_DAX_DIR", .dax = true,
 	.mr = MR_PLAIN,
 };
 
 FIXTURE_VARIANT_ADD(fs, xfs_dax_odp) {
-	.name = "xfs_dax_odp", .fs = "xfs_dax", .env = "SODP_XFS_DAX_DIR", .dax = true,
+	.fs = "xfs_dax", .env = "SODP_XFS_DAX_DIR", .dax = true,
 	.mr = MR_ODP,
 };
 
 FIXTURE_VARIANT_ADD(fs, xfs_dax_implicit) {
-	.name = "xfs_dax_implicit", .fs = "xfs_dax", .env = "SODP_XFS_DAX_DIR", .dax = true,
+	.fs = "xfs_dax", .env = "SODP_XFS_DAX_DIR", .dax = true,
 	.mr = MR_IMPLICIT,
 };
 
 FIXTURE_VARIANT_ADD(fs, xfs_dax_plain) {
-	.name = "xfs_dax_plain", .fs = "xfs_dax", .env = "SODP_XFS_DAX_DIR", .dax = true,
+	.fs = "xfs_dax", .env = "SODP_XFS_DAX_DIR", .dax = true,
 	.mr = MR_PLAIN,
 };
 
 FIXTURE_VARIANT_ADD(fs, tmpfs_odp) {
-	.name = "tmpfs_odp", .fs = "tmpfs", .env = "SODP_TMPFS_DIR", .dax = false,
+	.fs = "tmpfs", .env = "SODP_TMPFS_DIR", .dax = false,
 	.mr = MR_ODP,
 };
 
 FIXTURE_VARIANT_ADD(fs, tmpfs_implicit) {
-	.name = "tmpfs_implicit", .fs = "tmpfs", .env = "SODP_TMPFS_DIR", .dax = false,
+	.fs = "tmpfs", .env = "SODP_TMPFS_DIR", .dax = false,
 	.mr = MR_IMPLICIT,
 };
 
 FIXTURE_VARIANT_ADD(fs, tmpfs_plain) {
-	.name = "tmpfs_plain", .fs = "tmpfs", .env = "SODP_TMPFS_DIR", .dax = false,
+	.fs = "tmpfs", .env = "SODP_TMPFS_DIR", .dax = false,
 	.mr = MR_PLAIN,
 };
 
 FIXTURE_VARIANT_ADD(fs, ext4_odp) {
-	.name = "ext4_odp", .fs = "ext4", .env = "SODP_EXT4_DIR", .dax = false,
+	.fs = "ext4", .env = "SODP_EXT4_DIR", .dax = false,
 	.mr = MR_ODP,
 };
 
 FIXTURE_VARIANT_ADD(fs, ext4_implicit) {
-	.name = "ext4_implicit", .fs = "ext4", .env = "SODP_EXT4_DIR", .dax = false,
+	.fs = "ext4", .env = "SODP_EXT4_DIR", .dax = false,
 	.mr = MR_IMPLICIT,
 };
 
 FIXTURE_VARIANT_ADD(fs, ext4_plain) {
-	.name = "ext4_plain", .fs = "ext4", .env = "SODP_EXT4_DIR", .dax = false,
+	.fs = "ext4", .env = "SODP_EXT4_DIR", .dax = false,
 	.mr = MR_PLAIN,
 };
 
 FIXTURE_VARIANT_ADD(fs, xfs_odp) {
-	.name = "xfs_odp", .fs = "xfs", .env = "SODP_XFS_DIR", .dax = false,
+	.fs = "xfs", .env = "SODP_XFS_DIR", .dax = false,
 	.mr = MR_ODP,
 };
 
 FIXTURE_VARIANT_ADD(fs, xfs_implicit) {
-	.name = "xfs_implicit", .fs = "xfs", .env = "SODP_XFS_DIR", .dax = false,
+	.fs = "xfs", .env = "SODP_XFS_DIR", .dax = false,
 	.mr = MR_IMPLICIT,
 };
 
 FIXTURE_VARIANT_ADD(fs, xfs_plain) {
-	.name = "xfs_plain", .fs = "xfs", .env = "SODP_XFS_DIR", .dax = false,
+	.fs = "xfs", .env = "SODP_XFS_DIR", .dax = false,
 	.mr = MR_PLAIN,
 };
 
@@ -561,9 +532,6 @@ FIXTURE_SETUP(fs)
 	c->cfd = -1;
 	c->nfd = -1;
 	c->ncfd = -1;
-	if (!getenv("SODP_FS_ALL") &&
-	    !in_check_set(variant->name, _metadata->name))
-		SKIP(return, "not in make check's subset (SODP_FS_ALL=1 runs it)");
 	if (!name)
 		SKIP(return, "SODP_DEVICE is not set");
 	if (!dir || !*dir)
