@@ -16,12 +16,13 @@ count_tap() {
 
 	# The guest's TAP: "ok", "ok ... # SKIP", "not ok"; sub-results
 	# only, but a failure also shows the lines that led to it (up to
-	# 60), which only the guest's log has otherwise.
+	# 60), which only the guest's log has otherwise. sodp_fs's
+	# "# timing" lines (file system waits with and without MR) too.
 	awk '/^ok |^# ====|^#  RUN/ { n = 0 }
 	     /^not ok / { for (i = (n > 60 ? n - 60 : 0); i < n; i++)
 				print buf[i % 60]
 			  n = 0 }
-	     /^(not )?ok |^# ====|^# (Totals|FAIL|SKIP)|^# +(FAIL|SKIP)/ {
+	     /^(not )?ok |^# ====|^# (Totals|FAIL|SKIP|timing )|^# +(FAIL|SKIP)/ {
 			  print; next }
 	     !/^#  RUN|^# +OK/ { buf[n % 60] = $0; n++ }' "$tap" 2>/dev/null
 	p=$(grep -E '^ok ' "$tap" 2>/dev/null | grep -v -c '# SKIP')

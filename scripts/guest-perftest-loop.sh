@@ -6,8 +6,10 @@
 # each (default 20), counting runs whose result line shows no iterations
 # or whose client or server failed. While each client runs, the state of
 # the transport is sampled (guest-stall-dump.sh one second into the
-# window); a failing run's perftest output and samples are printed as
-# comments. The last line says "perftest-loop: N runs, N failed".
+# window); a failing run's perftest output, the device's counters that
+# grew during it, and samples are printed as comments. The client starts
+# once the server listens (wait_listen; on siw through rdma_cm). The last
+# line says "perftest-loop: N runs, N failed".
 #
 # SODP_LOOP_TESTS (default "ib_write_bw ib_read_bw ib_send_bw"),
 # SODP_PERFTEST_ARGS (default "--odp -D 1"), SODP_LOOP_DUMP (default 1; 0
@@ -23,9 +25,10 @@ dump=$SODP_TOP/scripts/guest-stall-dump.sh
 log=$(mktemp -d)
 runs=0
 bad=0
+port=18515	# perftest's default
 case $dev in
-rxe0) addr=$SODP_RXE_ADDR; pt="-x 1" ;;
-*) addr=$SODP_SIW_ADDR; pt="-R" ;;
+rxe0) addr=$SODP_RXE_ADDR; pt="-x 1"; cm= ;;
+*) addr=$SODP_SIW_ADDR; pt="-R"; cm="$dev $port" ;;
 esac
 
 ctl=/sys/kernel/debug/dynamic_debug/control
@@ -41,10 +44,12 @@ for i in $(seq "$n"); do
 	for t in $tests; do
 		runs=$((runs + 1))
 		seen=$(dmesg | wc -l)
+		rdma statistic show link "$dev/1" >"$log/c0"
 		# shellcheck disable=SC2086
 		timeout 60 $t -d $dev $pt $args >"$log/srv" 2>&1 &
 		spid=$!
-		wait_listen $spid
+		# shellcheck disable=SC2086
+		wait_listen $spid $cm || echo "# the server did not listen within 15 s"
 		# shellcheck disable=SC2086
 		timeout 60 $t -d $dev $pt $args $addr >"$log/cli" 2>&1 &
 		cpid=$!
@@ -63,6 +68,7 @@ for i in $(seq "$n"); do
 		wait $mpid
 		reap $spid 50
 		src=$?
+		rdma statistic show link "$dev/1" >"$log/c1"
 		if [ $rc = 0 ] && [ $src = 0 ] &&
 		   awk '/^ *[0-9]+ +[0-9]+ / { ok = $2 > 0 } END { exit !ok }' \
 			"$log/cli"; then
@@ -73,6 +79,12 @@ for i in $(seq "$n"); do
 		echo "# run $i $t: FAILED (client $rc, server $src)"
 		sed 's/^/# client: /' "$log/cli"
 		sed 's/^/# server: /' "$log/srv"
+		cat "$log/c0" "$log/c1" | awk '
+			{ for (i = 3; i < NF; i += 2)
+				if (NR == 1) c[$i] = $(i + 1)
+				else if ($(i + 1) != c[$i])
+					d = d sprintf(" %s+%d", $i, $(i + 1) - c[$i]) }
+			END { print "# counters grown:" d }'
 		cat "$log/dump1" "$log/dump2"
 		dmesg | tail -n +$((seen + 1)) | grep -E 'siw|sodp' |
 			grep -v -E 'deferred fault at .*, err = 0$' | tail -60 |

@@ -13,12 +13,39 @@
 # (default 900 s). sodp_memhp needs hot-pluggable memory, so it runs only
 # where named (check.sh boots a guest with a DIMM for it);
 # SODP_PROGS_ONLY=1 runs only the programs and the module-unload check.
+# Without arguments sodp_fs runs only the cases in SODP_FS_CASES (its
+# whole matrix takes about 15 minutes per device); SODP_FS_CASES=all runs
+# every case.
 
 set -u
 dir=${SODP_SELFTESTS:-$SODP_TOP/build/selftests}
 devices=${SODP_DEVICES:-rxe0 siw0}
 progs=${SODP_TESTS:-$(cd "$dir" && ls sodp_* 2>/dev/null | grep -v '\.' |
 	grep -vx sodp_memhp)}
+
+# sodp_fs in make check: every FS-DAX layout operation on ext4, the
+# zero-range, reflink and writeback ones on xfs, one case for each other
+# MR kind, page-cache writeback and a MAP_PRIVATE mapping (about two
+# minutes per device under TCG).
+fs_cases=${SODP_FS_CASES:-"
+	fs.ext4_dax_odp.truncate fs.ext4_dax_odp.punch_hole
+	fs.ext4_dax_odp.zero_range fs.ext4_dax_odp.collapse_range
+	fs.ext4_dax_odp.insert_range
+	fs.xfs_dax_odp.zero_range fs.xfs_dax_odp.clone_range
+	fs.xfs_dax_odp.writeback
+	fs.xfs_dax_plain.truncate fs.xfs_dax_implicit.collapse_range
+	fs.ext4_odp.writeback fs.xfs_implicit.map_private"}
+
+# The harness options a program runs with: "$@", or sodp_fs's subset.
+prog_args() {
+	local c
+
+	args=("${@:2}")
+	[ "$1" = sodp_fs ] && [ $# = 1 ] && [ "$fs_cases" != all ] || return 0
+	for c in $fs_cases; do
+		args+=(-r "$c")
+	done
+}
 
 # A completion that never comes: show the sockets, QPs and sodp state.
 export SODP_STALL_CMD=${SODP_STALL_CMD-$SODP_TOP/scripts/guest-stall-dump.sh}
@@ -31,7 +58,9 @@ fi
 for dev in $devices; do
 	for p in $progs; do
 		echo "# ==== $p on $dev"
-		SODP_DEVICE=$dev timeout "${SODP_PROG_TIMEOUT:-900}" "$dir/$p" "$@"
+		prog_args "$p" "$@"
+		SODP_DEVICE=$dev timeout "${SODP_PROG_TIMEOUT:-900}" "$dir/$p" \
+			"${args[@]}"
 		rc=$?
 		[ $rc = 124 ] && echo "not ok 999 $p.$dev # timed out"
 	done

@@ -9,6 +9,7 @@
 # the local address: with one address for both, it would pick rxe0 for both.
 #
 # Exports: SODP_RXE_ADDR, SODP_SIW_ADDR, SODP_TMPFS_DIR, SODP_EXT4_DIR,
+# SODP_XFS_DIR, SODP_XFS_DAX_DIR (second pmem region),
 # with a pmem region SODP_DAX_DIR and, with a peer, SODP_RXE_PEER and
 # SODP_SIW_PEER (the peer's addresses).
 #
@@ -158,6 +159,13 @@ sodp_setup() {
 	   mount -o loop /tmp/ext4.img /mnt/ext4; then
 		export SODP_EXT4_DIR=/mnt/ext4
 	fi
+	# And xfs (with reflink) the same way.
+	mkdir -p /mnt/xfs
+	if modprobe xfs 2>/dev/null; truncate -s 320M /tmp/xfs.img &&
+	   mkfs.xfs -q -f -m reflink=1 /tmp/xfs.img &&
+	   mount -o loop /tmp/xfs.img /mnt/xfs; then
+		export SODP_XFS_DIR=/mnt/xfs
+	fi
 
 	# FS-DAX on the memmap=SIZE!OFFSET region, when the guest has one.
 	if grep -q 'memmap=[^ ]*!' /proc/cmdline; then
@@ -171,6 +179,12 @@ sodp_setup() {
 			export SODP_DAX_DIR=/mnt/dax
 		else
 			sodp_setup_fail "pmem requested but no FS-DAX mount" || return 1
+		fi
+		# xfs -o dax with reflink on the second region.
+		mkdir -p /mnt/xfsdax
+		if [ -b /dev/pmem1 ] && mkfs.xfs -q -f -m reflink=1 /dev/pmem1 &&
+		   mount -o dax /dev/pmem1 /mnt/xfsdax; then
+			export SODP_XFS_DAX_DIR=/mnt/xfsdax
 		fi
 	fi
 	return 0

@@ -435,11 +435,13 @@ bool sodp_id_on_dev(struct sodp_dev *dev, struct rdma_cm_id *id,
 }
 
 /*
- * An RC QP on @end->id with @dev's PD, its own send and receive CQs, and
- * receives from @srq if set. sodp_end_destroy() undoes it, also partly.
+ * An RC QP on @end->id with @dev's PD, its own send and receive CQs (the
+ * receive CQ reporting to @rch if set), and receives from @srq if set.
+ * sodp_end_destroy() undoes it, also partly.
  */
-int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end,
-		       struct ibv_srq *srq)
+static int sodp_end_create_qp_ch(struct sodp_dev *dev, struct sodp_end *end,
+				 struct ibv_srq *srq,
+				 struct ibv_comp_channel *rch)
 {
 	struct ibv_qp_init_attr init = {
 		.qp_type = IBV_QPT_RC,
@@ -453,7 +455,7 @@ int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end,
 	int ret;
 
 	end->scq = ibv_create_cq(dev->ctx, SODP_CQ_DEPTH, NULL, NULL, 0);
-	end->rcq = ibv_create_cq(dev->ctx, SODP_CQ_DEPTH, NULL, NULL, 0);
+	end->rcq = ibv_create_cq(dev->ctx, SODP_CQ_DEPTH, NULL, rch, 0);
 	if (!end->scq || !end->rcq) {
 		ret = errno ? -errno : -ENOMEM;
 		sodp_err("ibv_create_cq: %s", strerror(-ret));
@@ -469,6 +471,13 @@ int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end,
 	}
 	end->qp = end->id->qp;
 	return 0;
+}
+
+/* The same with no completion channel. */
+int sodp_end_create_qp(struct sodp_dev *dev, struct sodp_end *end,
+		       struct ibv_srq *srq)
+{
+	return sodp_end_create_qp_ch(dev, end, srq, NULL);
 }
 
 /* Connection parameters for rdma_connect() and rdma_accept() on @dev. */
@@ -503,8 +512,8 @@ int sodp_pair_connect(struct sodp_dev *dev, struct sodp_pair *pair)
  * @dev: an open device
  * @pair: on return it may be partly set up even on failure,
  *	  sodp_pair_destroy() releases whatever was created
- * @opts: NULL, or an SRQ for the server QP and extra access flags for the
- *	  sync MR
+ * @opts: NULL, or an SRQ for the server QP, extra access flags for the
+ *	  sync MR and a completion channel for the server's receive CQ
  *
  * Sequence: listen on the device address (ephemeral port), resolve address
  * and route from the client, create both QPs on our PD with our CQs,
@@ -525,8 +534,10 @@ int sodp_pair_connect_opts(struct sodp_dev *dev, struct sodp_pair *pair,
 
 	memset(pair, 0, sizeof(*pair));
 	pair->dev = dev;
-	if (opts)
+	if (opts) {
 		pair->srv_srq = opts->srv_srq;
+		pair->srv_rch = opts->srv_rch;
+	}
 
 	ret = sodp_channel_create(&pair->lch);
 	if (ret)
@@ -603,7 +614,8 @@ int sodp_pair_connect_opts(struct sodp_dev *dev, struct sodp_pair *pair,
 	pair->srv.id = ev.id;
 	if (!sodp_id_on_dev(dev, pair->srv.id, "server"))
 		return -ENODEV;
-	ret = sodp_end_create_qp(dev, &pair->srv, pair->srv_srq);
+	ret = sodp_end_create_qp_ch(dev, &pair->srv, pair->srv_srq,
+				    pair->srv_rch);
 	if (ret)
 		return ret;
 	sodp_conn_param(dev, &cp);

@@ -84,6 +84,7 @@ struct sodp_pair {
 	struct sodp_end cli;
 	struct sodp_end srv;
 	struct ibv_srq *srv_srq;	/* @srv receives from it, not owned */
+	struct ibv_comp_channel *srv_rch; /* @srv.rcq reports to it, not owned */
 	bool connected;
 	void *sync_buf;			/* one page, see sodp_pair_sync() */
 	struct ibv_mr *sync_mr;
@@ -97,6 +98,10 @@ struct sodp_pair_opts {
 					 * e.g. IBV_ACCESS_ON_DEMAND to pin
 					 * nothing at all
 					 */
+	struct ibv_comp_channel *srv_rch; /* the server's receive CQ
+					   * reports to it, for a thread
+					   * that sleeps until a RECV
+					   */
 };
 
 /*
