@@ -248,6 +248,51 @@ def first_touch_table(out, rows):
     out.append("")
 
 
+def reg_table(out, rows):
+    """Registration time and kernel memory, pinned vs ODP."""
+    sel = [r for r in rows if r["case"].split("_")[0] in ("reg", "touch")]
+    if not sel:
+        return
+    g = OrderedDict()
+    for r in sel:
+        what = r["case"].split("_")[0]
+        fig = r["case"][len(what) + 1:] or "us"
+        g.setdefault((r["kernel"], r["device"], what, int(r["size"])),
+                     {}).setdefault(r["mode"], {})[fig] = r
+    out.append("## Registration and kernel memory (sodp_regbench)\n")
+    out.append("reg: ibv_reg_mr + ibv_dereg_mr of untouched MAP_NORESERVE "
+               "memory (us per pair); touch: registration plus every page "
+               "brought in (pinned: by pinning; odp: by a synchronous "
+               "prefetch). Kernel memory: the Slab and SUnreclaim growth "
+               "and VmallocUsed growth of /proc/meminfo while the MR is live, per GiB. Pinning is "
+               "limited to half the guest's RAM (RLIMIT_MEMLOCK without "
+               "CAP_IPC_LOCK); beyond it the kernel refuses (errno shown). "
+               "One run per row.\n")
+    out.append("| kernel | device | what | size | pinned us | odp us | "
+               "pinned/odp time | SUnreclaim KiB/GiB pinned | odp | "
+               "Vmalloc KiB/GiB pinned | odp |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def cell(m, fig):
+        r = m.get(fig) if m else None
+        if not r:
+            return "-", None
+        if r["verified"].startswith("refused"):
+            return "refused (errno %s)" % r["verified"][8:-1], None
+        return fmt(r["value"]), r["value"]
+    for k in sorted(g, key=lambda k: (k[0] != "sodp", k[0], k[1], k[2],
+                                      k[3])):
+        p, o = g[k].get("pinned"), g[k].get("odp")
+        pt, pv = cell(p, "us")
+        ot, ov = cell(o, "us")
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
+                   "|" % (k[0], k[1], k[2], size_str(k[3]), pt, ot,
+                          "%.1f" % (pv / ov) if pv and ov else "-",
+                          cell(p, "sunreclaim")[0], cell(o, "sunreclaim")[0],
+                          cell(p, "vmalloc")[0], cell(o, "vmalloc")[0]))
+    out.append("")
+
+
 def plots(d, keys, data):
     """One PNG per device: the ratios with their intervals, per series."""
     if not shutil.which("gnuplot"):
@@ -333,6 +378,7 @@ def main():
     rxe_table(out, keys, data)
     subpage_table(out, rows)
     first_touch_table(out, rows)
+    reg_table(out, rows)
     figs = plots(d, keys, data) if keys else []
     if figs:
         out.append("## Plots\n")

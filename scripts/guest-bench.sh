@@ -24,6 +24,14 @@
 #  3. First touch (sodp_bench, SODP_BENCH_FT_MIB MiB in 64 KiB WRITEs and
 #     READs): cold ODP vs warm vs after a synchronous prefetch, pinned for
 #     reference; each pass checks its data.
+#  4. Registration (sodp_regbench, SODP_BENCH_REG=0 skips it): register +
+#     deregister 1 MiB .. SODP_BENCH_REG_MAX_GIB GiB, pinned vs ODP, with
+#     the kernel memory the live MR holds (case reg, unit us; cases
+#     reg_slab/reg_sunreclaim/reg_vmalloc, KiB per GiB), and the kernel memory per GiB
+#     touched (case touch_slab/touch_sunreclaim/touch_vmalloc). It runs with an
+#     RLIMIT_MEMLOCK of half the guest's RAM and without CAP_IPC_LOCK, so
+#     that the kernel refuses to pin more than the guest has (verified
+#     column "refused(ERRNO)") instead of the OOM killer ending the run.
 #
 # SODP_DEVICES picks devices (default rxe0 siw0), SODP_BENCH_CASES the
 # steady-state cases (TEST:SIZE, e.g. "write_bw:65536"), SODP_BENCH_MODES
@@ -35,7 +43,7 @@
 set -u
 rounds=${SODP_BENCH_ROUNDS:-7}
 secs=${SODP_BENCH_SECS:-1}
-iters=${SODP_BENCH_ITERS:-2000}
+iters=${SODP_BENCH_ITERS:-300}
 cases=${SODP_BENCH_CASES:-write_bw:4096 write_bw:65536 write_bw:1048576
 	read_bw:4096 read_bw:65536 read_bw:1048576
 	send_bw:4096 send_bw:65536 send_bw:1048576 write_lat:8 send_lat:8}
@@ -46,7 +54,7 @@ out=${SODP_BENCH_OUT:-${SODP_SHARE:-/tmp}/bench.csv}
 param=/sys/module/sodp/parameters/pin_mode
 log=$(mktemp -d)
 # shellcheck source=scripts/guest-lib.sh
-. "$SODP_TOP/scripts/guest-lib.sh"
+. "$SODP_TOP/scripts/guest-lib.sh"	# reap
 
 if [ -w $param ]; then
 	modes=${SODP_BENCH_MODES:-pinned odp pinall}
@@ -95,7 +103,11 @@ perf() {
 	# shellcheck disable=SC2086
 	timeout 120 $t -d $dev $pt -s $size $extra >"$log/srv" 2>&1 &
 	spid=$!
-	wait_listen $spid
+	for _ in $(seq 750); do
+		listening && break
+		kill -0 $spid 2>/dev/null || break
+		sleep 0.02
+	done
 	# shellcheck disable=SC2086
 	timeout 120 $t -d $dev $pt -s $size $extra $addr >"$log/out" 2>&1
 	reap $spid 50 >/dev/null
@@ -108,21 +120,43 @@ perf() {
 	esac | tail -n 1
 }
 
-# verify OP SIZE MODE: sodp_verify once; prints yes, no(bad=N) or error.
+# verify OP MODE SIZES: sodp_verify once for OP in MODE over the
+# comma-separated SIZES (and "subpage"); sets ok[OP:SIZE:MODE] to yes,
+# no(bad=N) or error and bad[OP:SIZE:MODE] to the wrong bytes.
 verify() {
-	local plain=plain bad
-	[ "$3" = odp ] && plain=odp
-	pin_mode "$3"
-	SODP_DEVICE=$dev timeout 120 "$bin/sodp_verify" "$1" $plain "$2" \
+	local plain=plain o m sz rest
+	[ "$2" = odp ] && plain=odp
+	pin_mode "$2"
+	SODP_DEVICE=$dev timeout 300 "$bin/sodp_verify" "$1" $plain "$3" \
 		>"$log/verify" 2>&1
-	case $? in
-	0) echo yes ;;
-	1) bad=$(sed -n 's/^verified .* bad=\([0-9]*\)$/\1/p' "$log/verify")
-	   sed 's/^/# /' "$log/verify" >&2
-	   echo "no(bad=$bad)" ;;
-	*) sed 's/^/# /' "$log/verify" >&2
-	   echo error ;;
-	esac
+	for sz in ${3//,/ }; do
+		ok[$1:$sz:$2]=error
+		bad[$1:$sz:$2]=
+	done
+	# verified OP MODE SIZE accesses=A bad=N | verified OP MODE SIZE error
+	while read -r _ o m sz rest; do
+		case $rest in
+		*bad=0) ok[$1:$sz:$2]=yes; bad[$1:$sz:$2]=0 ;;
+		*bad=*) ok[$1:$sz:$2]="no(bad=${rest##*bad=})"
+			bad[$1:$sz:$2]=${rest##*bad=} ;;
+		esac
+	done < <(grep '^verified ' "$log/verify")
+	# Wrong bytes (where they landed) and errors, for the record.
+	grep -v 'bad=0$' "$log/verify" | while read -r l; do
+		progress "$dev: $l"
+	done
+	return 0
+}
+
+# listening: a TCP socket listens on perftest's port 18515 (0x4853), found
+# without forking (a poll loop of ss or pgrep would take the CPU the
+# starting server needs).
+listening() {
+	local l st
+	while read -r _ l _ st _; do
+		[ "$st" = 0A ] && [ "${l##*:}" = 4853 ] && return 0
+	done </proc/net/tcp
+	return 1
 }
 
 for dev in ${SODP_DEVICES:-rxe0 siw0}; do
@@ -134,23 +168,21 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 		progress "$dev: no ODP, skipped"
 		continue
 	fi
-	# The data pass: the verdict of every (operation, size, mode).
-	declare -A ok=()
-	for c in $cases; do
-		t=${c%%:*}
-		size=${c#*:}
-		op=${t%_*}
-		for m in $modes; do
-			ok[$c:$m]=$(verify $op "$size" $m)
-			progress "$dev $t $size $m: data verified ${ok[$c:$m]}"
-		done
-	done
+	# The data pass: the verdict of every (operation, size, mode), one
+	# sodp_verify run per operation and mode.
+	declare -A ok=() bad=()
 	for op in write read send; do
+		sizes=$(for c in $cases; do
+			t=${c%%:*}
+			[ "${t%_*}" = $op ] && echo "${c#*:}"
+		done | sort -un | tr '\n' ,)subpage
 		for m in $modes; do
-			v=$(verify $op subpage $m)
-			bad=$(sed -n 's/^verified .* bad=\([0-9]*\)$/\1/p' "$log/verify")
-			row subpage_$op 8-512 $m 1 "${bad:-}" bad_bytes "$v"
-			progress "$dev $op 8-512 B at sub-page offsets $m: data verified $v"
+			verify $op $m "$sizes"
+			for sz in ${sizes//,/ }; do
+				progress "$dev $op $sz $m: data verified ${ok[$op:$sz:$m]}"
+			done
+			row subpage_$op 8-512 $m 1 "${bad[$op:subpage:$m]}" bad_bytes \
+				"${ok[$op:subpage:$m]}"
 		done
 	done
 
@@ -158,8 +190,11 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 	# modes' order rotated by one.
 	set -- $modes
 	nm=$#
+	t0=$SECONDS
 	for r in $(seq "$rounds"); do
-		progress "$dev round $r of $rounds"
+		[ "$r" = 1 ] ||
+			progress "$dev round $r of $rounds; $((SECONDS - t0)) s so far, about $(( (SECONDS - t0) * (rounds - r + 1) / (r - 1) )) s to go"
+		[ "$r" != 1 ] || progress "$dev round 1 of $rounds"
 		for c in $cases; do
 			t=${c%%:*}
 			size=${c#*:}
@@ -170,7 +205,8 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 				shift $(( (i + r) % nm ))
 				m=$1
 				v=$(perf "$t" "$size" $m)
-				row "$t" "$size" $m "$r" "$v" $unit "${ok[$c:$m]}"
+				row "$t" "$size" $m "$r" "$v" $unit \
+					"${ok[${t%_*}:$size:$m]:-error}"
 			done
 		done
 	done
@@ -185,14 +221,37 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 			grep -v '^first_touch ' "$log/ft" | grep -v '^# ' >&2
 			# first_touch OP MODE PASS MB/S BAD
 			awk '$1 == "first_touch" { print $2, $3, $4, $5, $6 }' "$log/ft" |
-			while read -r o m p v bad; do
+			while read -r o m p v nbad; do
 				verified=yes
-				[ "$bad" = 0 ] || verified="no(bad=$bad)"
+				[ "$nbad" = 0 ] || verified="no(bad=$nbad)"
 				row "first_touch_$o" $((ft_mib << 20)) "$m-$p" 1 "$v" MB/s "$verified"
 			done
 		done
 	fi
-	unset ok
+	if [ "${SODP_BENCH_REG:-1}" != 0 ]; then
+		pin_mode pinned
+		lim=$(( $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 512 ))
+		for what in reg touch; do
+			progress "$dev registration: $what"
+			# shellcheck disable=SC2086
+			SODP_DEVICE=$dev timeout 600 prlimit --memlock=$lim:$lim \
+				setpriv --inh-caps=-ipc_lock --bounding-set=-ipc_lock \
+				"$bin/sodp_regbench" $what >"$log/reg" 2>&1
+			grep -v -E '^(reg|touch) ' "$log/reg" >&2
+			# WHAT MODE BYTES US SLAB SUNRECLAIM VMALLOC ERRNO
+			while read -r w m len us slab sunr vm err; do
+				[ "$w" = "$what" ] || continue
+				v=n/a
+				[ "$err" = 0 ] || { v="refused($err)"; us=; slab=; sunr=; vm=; }
+				row "$w" "$len" "$m" 1 "$us" us "$v"
+				row "${w}_slab" "$len" "$m" 1 "$slab" KiB/GiB "$v"
+				row "${w}_sunreclaim" "$len" "$m" 1 "$sunr" KiB/GiB "$v"
+				row "${w}_vmalloc" "$len" "$m" 1 "$vm" KiB/GiB "$v"
+				progress "$dev $w $m $len: ${us:-refused, errno $err} us"
+			done <"$log/reg"
+		done
+	fi
+	unset ok bad
 done
 [ -z "$old_pin_mode" ] || echo "$old_pin_mode" >$param
 rm -rf "$log"

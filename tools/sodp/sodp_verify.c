@@ -17,15 +17,18 @@
  *
  * "subpage" instead of a size runs small accesses (8 .. 512 bytes) at odd
  * offsets within a page and across page boundaries, each in a page of its
- * own, checking the whole buffer after each.
+ * own, checking the whole buffer after each. A comma-separated list runs
+ * each in turn, on fresh buffers and MRs, over one connection.
  *
  * Prints one line per access
  *   verify OP MODE SIZE OFFSET bad=N
- * (N bytes of the destination buffer wrong) and a summary line
+ * (N bytes of the destination buffer wrong) and one per list element
  *   verified OP MODE SIZE accesses=A bad=N
+ * or, if it could not run,
+ *   verified OP MODE SIZE error
  * Exit status 0 if every byte was right, 1 if any was wrong, 2 on an error.
  *
- * Usage: SODP_DEVICE=dev sodp_verify write|read|send odp|plain SIZE|subpage
+ * Usage: SODP_DEVICE=dev sodp_verify write|read|send odp|plain SIZE|subpage[,...]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -170,29 +173,20 @@ static const struct access subpage[] = {
 	{ 512, 77 }, { 512, 3841 }, { 511, 2047 },
 };
 
-int main(int argc, char **argv)
+/*
+ * One element of the list: fresh buffers and MRs, the accesses, the
+ * summary line. Returns the wrong bytes, or < 0 if it could not run.
+ */
+static long run_one(struct sodp_dev *dev, struct sodp_pair *pair,
+		    const char *op, const char *mode, const char *what,
+		    int access)
 {
-	const char *name = getenv("SODP_DEVICE");
 	struct access acc[sizeof(subpage) / sizeof(subpage[0])];
-	size_t i, n, len, bad, total = 0, size = 0;
-	struct sodp_pair pair;
-	struct sodp_dev dev;
+	size_t i, n, len, bad, total = 0, size;
 	struct bufs b = {};
-	int access, ret = 2;
+	long ret = -1;
 
-	if (argc != 4 || !name ||
-	    (strcmp(argv[1], "write") && strcmp(argv[1], "read") &&
-	     strcmp(argv[1], "send")) ||
-	    (strcmp(argv[2], "odp") && strcmp(argv[2], "plain"))) {
-		fprintf(stderr, "usage: SODP_DEVICE=dev %s write|read|send odp|plain SIZE|subpage\n",
-			argv[0]);
-		return 2;
-	}
-	page = sodp_page_size();
-	access = SODP_ACCESS_RW;
-	if (!strcmp(argv[2], "odp"))
-		access |= IBV_ACCESS_ON_DEMAND;
-	if (!strcmp(argv[3], "subpage")) {
+	if (!strcmp(what, "subpage")) {
 		n = sizeof(subpage) / sizeof(subpage[0]);
 		/* Access i in page i + 1; page 0 and the last stay untouched. */
 		for (i = 0; i < n; i++) {
@@ -201,26 +195,23 @@ int main(int argc, char **argv)
 		}
 		len = (n + 2) * page;
 	} else {
-		size = strtoul(argv[3], NULL, 0);
+		size = strtoul(what, NULL, 0);
 		if (!size)
-			return 2;
+			goto out;
 		n = 1;
 		acc[0].size = size;
 		acc[0].offset = 0;
 		/* One page beyond the target catches writes past its end. */
 		len = (size + 2 * page - 1) / page * page;
 	}
-
-	if (sodp_dev_open(&dev, name) || sodp_pair_connect(&dev, &pair))
-		return 2;
-	if (bufs_init(&dev, &b, len, access))
+	if (bufs_init(dev, &b, len, access))
 		goto out;
 	for (i = 0; i < n; i++) {
-		if (do_access(&pair, argv[1], &b, &acc[i]))
+		if (do_access(pair, op, &b, &acc[i]))
 			goto out;
 		bad = count_bad(b.dst, len, &acc[i]);
-		printf("verify %s %s %zu %zu bad=%zu\n", argv[1], argv[2],
-		       acc[i].size, acc[i].offset % page, bad);
+		printf("verify %s %s %zu %zu bad=%zu\n", op, mode, acc[i].size,
+		       acc[i].offset % page, bad);
 		if (bad)
 			show_bad(b.dst, len, &acc[i]);
 		total += bad;
@@ -230,11 +221,52 @@ int main(int argc, char **argv)
 		if (bad)
 			sodp_pattern_fill(b.dst, len, SEED_DST, 0);
 	}
-	printf("verified %s %s %s accesses=%zu bad=%zu\n", argv[1], argv[2],
-	       argv[3], n, total);
-	ret = total ? 1 : 0;
+	ret = total;
 out:
+	if (ret < 0)
+		printf("verified %s %s %s error\n", op, mode, what);
+	else
+		printf("verified %s %s %s accesses=%zu bad=%zu\n", op, mode,
+		       what, n, total);
 	bufs_fini(&b);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	const char *name = getenv("SODP_DEVICE");
+	char *list, *what, *save;
+	struct sodp_pair pair;
+	struct sodp_dev dev;
+	int access, ret = 0;
+	long bad;
+
+	if (argc != 4 || !name ||
+	    (strcmp(argv[1], "write") && strcmp(argv[1], "read") &&
+	     strcmp(argv[1], "send")) ||
+	    (strcmp(argv[2], "odp") && strcmp(argv[2], "plain"))) {
+		fprintf(stderr, "usage: SODP_DEVICE=dev %s write|read|send odp|plain SIZE|subpage[,...]\n",
+			argv[0]);
+		return 2;
+	}
+	page = sodp_page_size();
+	access = SODP_ACCESS_RW;
+	if (!strcmp(argv[2], "odp"))
+		access |= IBV_ACCESS_ON_DEMAND;
+	if (sodp_dev_open(&dev, name) || sodp_pair_connect(&dev, &pair))
+		return 2;
+	list = argv[3];
+	for (what = strtok_r(list, ",", &save); what;
+	     what = strtok_r(NULL, ",", &save)) {
+		bad = run_one(&dev, &pair, argv[1], argv[2], what, access);
+		if (bad < 0) {
+			/* A failed access leaves the QP in error: stop. */
+			ret = 2;
+			break;
+		}
+		if (bad && !ret)
+			ret = 1;
+	}
 	sodp_pair_destroy(&pair);
 	sodp_dev_close(&dev);
 	return ret;
