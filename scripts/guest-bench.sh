@@ -19,8 +19,8 @@
 #     the same operation, size and MR mode once over a pattern and checks
 #     every byte of the destination buffer: the "verified" column of all
 #     the rounds ("yes", "no(bad=N)" or "error"). Then, per device, mode
-#     and operation, small accesses at sub-page offsets (case
-#     subpage_OP, value = wrong bytes).
+#     and operation of the cases, small accesses at sub-page offsets
+#     (case subpage_OP, value = wrong bytes).
 #  3. First touch (sodp_bench, SODP_BENCH_FT_MIB MiB in 64 KiB WRITEs and
 #     READs): cold ODP vs warm vs after a synchronous prefetch, pinned for
 #     reference; each pass checks its data.
@@ -175,7 +175,9 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 		sizes=$(for c in $cases; do
 			t=${c%%:*}
 			[ "${t%_*}" = $op ] && echo "${c#*:}"
-		done | sort -un | tr '\n' ,)subpage
+		done | sort -un | tr '\n' ,)
+		[ -n "$sizes" ] || continue	# no case of $op
+		sizes=${sizes}subpage
 		for m in $modes; do
 			verify $op $m "$sizes"
 			for sz in ${sizes//,/ }; do
