@@ -43,7 +43,7 @@ static double now(void)
 }
 
 /* The "NAME: N kB" line of /proc/meminfo, in KiB; -1 if not found. */
-static long meminfo(const char *name)
+static long meminfo_kib(const char *name)
 {
 	char line[128];
 	size_t n = strlen(name);
@@ -69,9 +69,9 @@ struct kmem {
 
 static void kmem_get(struct kmem *k)
 {
-	k->slab = meminfo("Slab");
-	k->sunr = meminfo("SUnreclaim");
-	k->vmalloc = meminfo("VmallocUsed");
+	k->slab = meminfo_kib("Slab");
+	k->sunr = meminfo_kib("SUnreclaim");
+	k->vmalloc = meminfo_kib("VmallocUsed");
 }
 
 /* @k: the growth since before the registration, NULL if it was refused. */

@@ -40,6 +40,8 @@
 
 #define SEED_SRC	0x736f6470aa55aa55ull
 #define SEED_DST	0x0ddba11c0ffee000ull
+#define NSUBPAGE	ARRAY_SIZE(subpage)
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 struct access {
 	size_t size;
@@ -95,18 +97,18 @@ static int do_access(struct sodp_pair *pair, const char *op,
 	struct ibv_wc wc;
 	int ret;
 
-	if (!strcmp(op, "write"))
+	if (!strcmp(op, "write")) {
 		ret = sodp_post_rdma(&pair->cli, IBV_WR_RDMA_WRITE, 1, src,
 				     a->size, b->smr->lkey, (uintptr_t)dst,
 				     b->dmr->rkey, 0);
-	else if (!strcmp(op, "read"))
+	} else if (!strcmp(op, "read")) {
 		/* READ: the remote buffer is the source, the local one the
 		 * destination.
 		 */
 		ret = sodp_post_rdma(&pair->cli, IBV_WR_RDMA_READ, 1, dst,
 				     a->size, b->dmr->lkey, (uintptr_t)src,
 				     b->smr->rkey, 0);
-	else {
+	} else {
 		ret = sodp_post_recv(&pair->srv, 2, dst, a->size,
 				     b->dmr->lkey);
 		if (!ret)
@@ -181,13 +183,13 @@ static long run_one(struct sodp_dev *dev, struct sodp_pair *pair,
 		    const char *op, const char *mode, const char *what,
 		    int access)
 {
-	struct access acc[sizeof(subpage) / sizeof(subpage[0])];
+	struct access acc[NSUBPAGE];
 	size_t i, n, len, bad, total = 0, size;
 	struct bufs b = {};
 	long ret = -1;
 
 	if (!strcmp(what, "subpage")) {
-		n = sizeof(subpage) / sizeof(subpage[0]);
+		n = NSUBPAGE;
 		/* Access i in page i + 1; page 0 and the last stay untouched. */
 		for (i = 0; i < n; i++) {
 			acc[i] = subpage[i];
@@ -245,8 +247,8 @@ int main(int argc, char **argv)
 	    (strcmp(argv[1], "write") && strcmp(argv[1], "read") &&
 	     strcmp(argv[1], "send")) ||
 	    (strcmp(argv[2], "odp") && strcmp(argv[2], "plain"))) {
-		fprintf(stderr, "usage: SODP_DEVICE=dev %s write|read|send odp|plain SIZE|subpage[,...]\n",
-			argv[0]);
+		fprintf(stderr, "usage: SODP_DEVICE=dev %s %s\n", argv[0],
+			"write|read|send odp|plain SIZE|subpage[,...]");
 		return 2;
 	}
 	page = sodp_page_size();
