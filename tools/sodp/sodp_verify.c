@@ -124,6 +124,12 @@ static int do_access(struct sodp_pair *pair, const char *op,
 		printf("# %s: completion %s\n", op, ibv_wc_status_str(wc.status));
 		return -EIO;
 	}
+	/*
+	 * A WRITE completion does not mean the data was placed (siw
+	 * completes it once TCP has it): wait for a SEND received after it.
+	 */
+	if (!strcmp(op, "write"))
+		return sodp_pair_sync(pair);
 	if (strcmp(op, "send"))
 		return 0;
 	ret = sodp_poll_one(pair->srv.rcq, &wc, pair->dev->timeout_ms);
