@@ -12,9 +12,10 @@
 #   $BUILD/bench/<UTC timestamp>/*.png         the ratio plots (gnuplot)
 #
 # and prints the directory at the end. A benchmark, not a test: nothing here
-# asserts a speed. The defaults (SODP_BENCH_ROUNDS=7, SODP_BENCH_SECS=1,
-# SODP_BENCH_ITERS=2000) keep the whole run under 25 minutes on a quiet
-# 2-core machine; Documentation/sodp/bench.rst has the budget.
+# asserts a speed. The defaults (SODP_BENCH_ROUNDS=7, SODP_BENCH_MIB=8 per
+# bandwidth run, SODP_BENCH_ITERS=300 per latency run) aim at under 25
+# minutes on a quiet 2-core machine; Documentation/sodp/bench.rst has the
+# budget.
 # SODP_BENCH_UPSTREAM=0 skips the upstream kernel; every SODP_BENCH_* and
 # SODP_DEVICES goes through to the guests (scripts/guest-bench.sh).
 

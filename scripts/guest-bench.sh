@@ -9,8 +9,10 @@
 #   kernel,device,case,size,mode,round,value,unit,verified
 #
 #  1. Steady state: perftest ib_{write,read,send}_bw at 4 KiB, 64 KiB and
-#     1 MiB (MB/s, -D SODP_BENCH_SECS) and ib_{write,send}_lat at 8 B
-#     (typical latency in us, -n SODP_BENCH_ITERS), each in the modes
+#     1 MiB (MB/s; -n so that one run moves SODP_BENCH_MIB MiB, at least
+#     16 messages, or -D SODP_BENCH_SECS if that is set) and
+#     ib_{write,send}_lat at 8 B (typical latency in us, -n
+#     SODP_BENCH_ITERS), each in the modes
 #     pinned (plain MR, pin_mode=pin), odp (--odp) and, where sodp is
 #     loaded, pinall (plain MR under sodp.pin_mode=all), alternated over
 #     SODP_BENCH_ROUNDS rounds with the order of the modes rotated each
@@ -42,7 +44,8 @@
 
 set -u
 rounds=${SODP_BENCH_ROUNDS:-7}
-secs=${SODP_BENCH_SECS:-1}
+secs=${SODP_BENCH_SECS:-}
+mib=${SODP_BENCH_MIB:-8}
 iters=${SODP_BENCH_ITERS:-300}
 cases=${SODP_BENCH_CASES:-write_bw:4096 write_bw:65536 write_bw:1048576
 	read_bw:4096 read_bw:65536 read_bw:1048576
@@ -89,13 +92,20 @@ row() {	# row CASE SIZE MODE ROUND VALUE UNIT VERIFIED
 # perf TEST SIZE MODE: one loopback perftest run on $dev; prints the
 # value (bw: average MB/s; lat: typical us), nothing if it failed.
 perf() {
-	local t=ib_$1 size=$2 extra spid t0 t1
+	local t=ib_$1 size=$2 extra spid t0 t1 n
 	case $3 in
 	odp) extra=--odp ;;
 	*) extra= ;;
 	esac
 	case $1 in
-	*_bw) extra="$extra -D $secs" ;;
+	*_bw)
+		if [ -n "$secs" ]; then
+			extra="$extra -D $secs"
+		else
+			n=$(( (mib << 20) / size ))
+			[ $n -ge 16 ] || n=16
+			extra="$extra -n $n"
+		fi ;;
 	*_lat) extra="$extra -n $iters" ;;
 	esac
 	pin_mode "$3"
