@@ -293,6 +293,38 @@ def reg_table(out, rows):
     out.append("")
 
 
+def inval_table(out, rows):
+    """move_pages() and munmap() under a live ODP MR vs no MR."""
+    sel = [r for r in rows if r["case"] in ("move_pages", "munmap")]
+    if not sel:
+        return
+    g = OrderedDict()
+    for r in sel:
+        g.setdefault((r["kernel"], r["device"], r["case"], int(r["size"])),
+                     {})[r["mode"]] = r
+    out.append("## Invalidation (sodp_regbench inval)\n")
+    out.append("The region written by the CPU; odp: registered as an ODP MR "
+               "and every page mirrored (prefetch) before the call. us per "
+               "call over the whole region; one run per row.\n")
+    out.append("| kernel | device | call | size | no MR us | live ODP MR us "
+               "| odp/none |")
+    out.append("|---|---|---|---|---|---|---|")
+    for k, m in g.items():
+        def cell(mode):
+            r = m.get(mode)
+            if not r:
+                return "-", None
+            if r["verified"].startswith("refused"):
+                return "failed (errno %s)" % r["verified"][8:-1], None
+            return fmt(r["value"]), r["value"]
+        nt, nv = cell("none")
+        ot, ov = cell("odp")
+        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            k[0], k[1], k[2], size_str(k[3]), nt, ot,
+            "%.2f" % (ov / nv) if nv and ov else "-"))
+    out.append("")
+
+
 def plots(d, keys, data):
     """One PNG per device: the ratios with their intervals, per series."""
     if not shutil.which("gnuplot"):
@@ -379,6 +411,7 @@ def main():
     subpage_table(out, rows)
     first_touch_table(out, rows)
     reg_table(out, rows)
+    inval_table(out, rows)
     figs = plots(d, keys, data) if keys else []
     if figs:
         out.append("## Plots\n")

@@ -11,7 +11,8 @@
 #   $BUILD/bench/<UTC timestamp>/results.md    the tables (bench-report.py)
 #   $BUILD/bench/<UTC timestamp>/*.png         the ratio plots (gnuplot)
 #
-# and prints the directory at the end. A benchmark, not a test: nothing here
+# and prints the directory at the end. The guests have two (fake) NUMA
+# nodes, for the move_pages() case. A benchmark, not a test: nothing here
 # asserts a speed. The defaults (SODP_BENCH_ROUNDS=7, SODP_BENCH_MIB=8 per
 # bandwidth run, SODP_BENCH_ITERS=300 per latency run) aim at under 25
 # minutes on a quiet 2-core machine; Documentation/sodp/bench.rst has the
@@ -39,7 +40,7 @@ unfollow() { kill "$tail_pid" 2>/dev/null; wait "$tail_pid" 2>/dev/null || true;
 
 echo "== sodp on Debian 12's $(cat "${SODP_CACHE:-/var/cache/sodp}/kver")"
 follow "$dir/sodp"
-"$top/scripts/vm-run" -q --timeout 1800 --share "$dir/sodp" -- \
+"$top/scripts/vm-run" -q --numa 2 --timeout 2400 --share "$dir/sodp" -- \
 	"$top/scripts/guest-bench.sh" >"$dir/sodp/vm-run.log" 2>&1 ||
 	{ echo "bench: the sodp guest run failed ($?)"; tail -n 40 "$dir/sodp/vm-run.log"; }
 unfollow
@@ -53,7 +54,7 @@ if [ "${SODP_BENCH_UPSTREAM:-1}" != 0 ]; then
 	echo "== upstream rxe ODP on $(cat "$kdir/kver")"
 	follow "$dir/upstream"
 	SODP_BENCH_KERNEL=upstream SODP_KERNEL=$kdir "$top/scripts/vm-run" -q \
-		--no-setup --timeout 1800 --share "$dir/upstream" -- \
+		--no-setup --numa 2 --timeout 1800 --share "$dir/upstream" -- \
 		"$top/scripts/guest-upstream.sh" "$top/scripts/guest-bench.sh" \
 		>"$dir/upstream/vm-run.log" 2>&1 ||
 		{ echo "bench: the upstream guest run failed ($?)"; tail -n 40 "$dir/upstream/vm-run.log"; }

@@ -34,6 +34,9 @@
 #     RLIMIT_MEMLOCK of half the guest's RAM and without CAP_IPC_LOCK, so
 #     that the kernel refuses to pin more than the guest has (verified
 #     column "refused(ERRNO)") instead of the OOM killer ending the run.
+#     Then invalidation: move_pages() to the other NUMA node and munmap()
+#     of SODP_BENCH_INVAL_MIB MiB (default 1024) under a live, mirrored
+#     ODP MR vs with no MR (cases move_pages, munmap; modes odp, none).
 #
 # SODP_DEVICES picks devices (default rxe0 siw0), SODP_BENCH_CASES the
 # steady-state cases (TEST:SIZE, e.g. "write_bw:65536"), SODP_BENCH_MODES
@@ -243,7 +246,7 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 	if [ "${SODP_BENCH_REG:-1}" != 0 ]; then
 		pin_mode pinned
 		lim=$(( $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 512 ))
-		for what in reg touch; do
+		for what in reg touch inval; do
 			progress "$dev registration: $what"
 			# shellcheck disable=SC2086
 			SODP_DEVICE=$dev timeout 600 prlimit --memlock=$lim:$lim \
@@ -252,6 +255,14 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 			grep -v -E '^(reg|touch) ' "$log/reg" >&2
 			# WHAT MODE BYTES US SLAB SUNRECLAIM VMALLOC ERRNO
 			while read -r w m len us slab sunr vm err; do
+				case $w in
+				move_pages|munmap)
+					v=n/a
+					[ "$err" = 0 ] || { v="refused($err)"; us=; }
+					row "$w" "$len" "$m" 1 "$us" us "$v"
+					progress "$dev $w $m $len: ${us:-failed, errno $err} us"
+					continue ;;
+				esac
 				[ "$w" = "$what" ] || continue
 				v=n/a
 				[ "$err" = 0 ] || { v="refused($err)"; us=; slab=; sunr=; vm=; }

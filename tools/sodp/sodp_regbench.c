@@ -16,14 +16,22 @@
  *         and every page brought in (pinned: by the registration; ODP: by
  *         a synchronous prefetch, ibv_advise_mr PREFETCH_WRITE + FLUSH):
  *         kernel memory per GiB touched, beyond the pages themselves.
+ *  inval: the cost of the mm changing memory under a live ODP MR: a
+ *         region of SODP_BENCH_INVAL_MIB MiB (default 1024), written by
+ *         the CPU and, for MODE odp, registered as an ODP MR and
+ *         prefetched (every page mirrored), then move_pages() of all of
+ *         it to the other NUMA node (the guest needs two; else the row
+ *         reports the errno), then munmap() of all of it. MODE none: the
+ *         same without an MR.
  *
  * One line per measurement:
  *   reg|touch MODE BYTES US SLAB SUNRECLAIM VMALLOC ERRNO
- * (the memory figures in KiB per GiB)
+ * (the memory figures in KiB per GiB), and for inval
+ *   move_pages|munmap MODE BYTES US 0 0 0 ERRNO
  * MODE pinned or odp; ERRNO 0, or the errno of a refused registration,
  * then US and the memory figures are 0.
  *
- * Usage: SODP_DEVICE=dev sodp_regbench reg|touch
+ * Usage: SODP_DEVICE=dev sodp_regbench reg|touch|inval
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +39,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "sodp_lib.h"
 
@@ -182,11 +192,84 @@ static int touch_one(struct sodp_dev *dev, size_t len, int odp)
 	return 0;
 }
 
+static void report_inval(const char *what, int odp, size_t len, double us,
+			 int err)
+{
+	printf("%s %s %zu %.1f 0 0 0 %d\n", what, odp ? "odp" : "none", len,
+	       err ? 0 : us, err);
+}
+
+static int inval_one(struct sodp_dev *dev, size_t len, int odp)
+{
+	size_t i, n = len / sodp_page_size();
+	struct ibv_mr *mr = NULL;
+	int *nodes, *status;
+	struct ibv_sge sge;
+	void **pages;
+	double t0, t;
+	char *p;
+	long ret;
+	int err;
+
+	pages = calloc(n, sizeof(*pages));
+	nodes = calloc(n, sizeof(*nodes));
+	status = calloc(n, sizeof(*status));
+	p = map_noreserve(len);
+	if (!pages || !nodes || !status || !p) {
+		ret = -1;
+		goto out;
+	}
+	memset(p, 0x6d, len);
+	for (i = 0; i < n; i++)
+		pages[i] = p + i * sodp_page_size();
+	if (odp) {
+		mr = sodp_mr_reg(dev, p, len,
+				 SODP_ACCESS_RW | IBV_ACCESS_ON_DEMAND);
+		if (!mr) {
+			report_inval("move_pages", odp, len, 0, errno);
+			report_inval("munmap", odp, len, 0, errno);
+			ret = 0;
+			goto out;
+		}
+		sge.addr = (uintptr_t)p;
+		sge.length = len;
+		sge.lkey = mr->lkey;
+		err = ibv_cmd_advise_mr(mr->pd,
+					IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+					IBV_ADVISE_MR_FLAG_FLUSH, &sge, 1);
+		if (err)
+			fprintf(stderr, "ibv_cmd_advise_mr: %s\n",
+				strerror(err));
+	}
+	/* To the node the first page is not on. */
+	ret = syscall(SYS_move_pages, 0, 1, pages, NULL, status, 0);
+	t0 = now();
+	ret = ret ? ret : sodp_move_pages_to(pages, n, nodes, status,
+					     status[0] == 0 ? 1 : 0);
+	t = now() - t0;
+	err = ret < 0 ? errno : 0;
+	report_inval("move_pages", odp, len, t * 1e6, err);
+	t0 = now();
+	err = munmap(p, len) ? errno : 0;
+	t = now() - t0;
+	report_inval("munmap", odp, len, t * 1e6, err);
+	p = NULL;
+	ret = 0;
+out:
+	sodp_mr_dereg(&mr);
+	if (p)
+		sodp_unmap(p, len);
+	free(pages);
+	free(nodes);
+	free(status);
+	return ret ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *name = getenv("SODP_DEVICE");
 	const char *env;
-	size_t len, max = 64ul << 30, touch = 512ul << 20;
+	size_t len, max = 64ul << 30, touch = 512ul << 20, inval = 1ul << 30;
 	struct sodp_dev dev;
 	int odp, ret = 0;
 
@@ -196,9 +279,13 @@ int main(int argc, char **argv)
 	env = getenv("SODP_BENCH_TOUCH_MIB");
 	if (env)
 		touch = strtoul(env, NULL, 0) << 20;
+	env = getenv("SODP_BENCH_INVAL_MIB");
+	if (env)
+		inval = strtoul(env, NULL, 0) << 20;
 	if (argc != 2 || !name ||
-	    (strcmp(argv[1], "reg") && strcmp(argv[1], "touch"))) {
-		fprintf(stderr, "usage: SODP_DEVICE=dev %s reg|touch\n",
+	    (strcmp(argv[1], "reg") && strcmp(argv[1], "touch") &&
+	     strcmp(argv[1], "inval"))) {
+		fprintf(stderr, "usage: SODP_DEVICE=dev %s reg|touch|inval\n",
 			argv[0]);
 		return 2;
 	}
@@ -208,9 +295,12 @@ int main(int argc, char **argv)
 		for (len = 1ul << 20; len <= max && !ret; len <<= 2)
 			for (odp = 0; odp < 2 && !ret; odp++)
 				ret = reg_one(&dev, len, odp);
-	} else {
+	} else if (!strcmp(argv[1], "touch")) {
 		for (odp = 0; odp < 2 && !ret; odp++)
 			ret = touch_one(&dev, touch, odp);
+	} else {
+		for (odp = 0; odp < 2 && !ret; odp++)
+			ret = inval_one(&dev, inval, odp);
 	}
 	sodp_dev_close(&dev);
 	return ret ? 1 : 0;
