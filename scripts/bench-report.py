@@ -60,7 +60,7 @@ def load(path):
 
 
 def ratio_stats(by_round, mode):
-    """Ratio of medians of mode vs pinned, and min/max of round ratios."""
+    """Median, min and max of the per-round ratios mode / pinned."""
     pin = [v["pinned"] for v in by_round.values()
            if v.get("pinned") is not None]
     oth = [v[mode] for v in by_round.values() if v.get(mode) is not None]
@@ -68,8 +68,9 @@ def ratio_stats(by_round, mode):
         return None
     rr = [v[mode] / v["pinned"] for v in by_round.values()
           if v.get(mode) is not None and v.get("pinned")]
-    r = median(oth) / median(pin)
-    return r, (min(rr) if rr else r), (max(rr) if rr else r), len(rr)
+    if not rr:
+        return None
+    return median(rr), min(rr), max(rr), len(rr)
 
 
 def steady(rows):
@@ -115,9 +116,10 @@ def steady_table(out, rows, kvers):
     out.append("## Steady state (perftest loopback)\n")
     out.append("Bandwidth in MB/s (perftest's BW average), latency in us "
                "(perftest's t_typical, the median). Medians over the "
-               "rounds; each ratio is median(mode) / median(pinned) of the "
-               "same guest run, with the min..max of the per-round ratios "
-               "(for latency, lower is better). \"interval spans 1\": the "
+               "rounds; each ratio is the median of the per-round ratios "
+               "mode / pinned (both from the same round of one guest run), "
+               "with their min..max (for latency, lower is better; rounds "
+               "with a failed run are left out). \"interval spans 1\": the "
                "rounds disagree about the sign of the effect, so no "
                "effect is claimed.\n")
     out.append("| kernel | device | case | size | rounds | pinned | odp | "
@@ -366,7 +368,7 @@ def plots(d, keys, data):
         n = len(series)
         cmd = ["set terminal png size 1100,500 noenhanced",
                "set output '%s'" % png,
-               "set title '%s: mode / pinned (median, min..max of rounds; "
+               "set title '%s: mode / pinned (median and min..max of the rounds; "
                "latency: lower is better)'" % dev,
                "set ylabel 'ratio to pinned'",
                "set xtics rotate by -30",
