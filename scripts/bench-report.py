@@ -370,7 +370,8 @@ def plots(d, keys, data):
                "set output '%s'" % png,
                "set title '%s: mode / pinned (median and min..max of the rounds; "
                "latency: lower is better)'" % dev,
-               "set ylabel 'ratio to pinned'",
+               "set ylabel 'ratio to pinned (log scale)'",
+               "set logscale y",
                "set xtics rotate by -30",
                "set grid ytics",
                "set key outside right",
