@@ -7,7 +7,8 @@
 #   make check      build, style checks, selftests on rxe0 and siw0 in a guest
 #   make check-debug the selftests and fault injection under a KASAN/lockdep
 #                   kernel built from the same source (cached)
-#   make bench      ODP benchmark ratios from one guest run (not a test)
+#   make bench      ODP vs pinned vs upstream rxe ODP: CSV, table, plots
+#                   in build/bench/<time>/ (a benchmark, not a test)
 #   make soak       checksummed soak on rxe0 + siw0 (SODP_SOAK_SECS, default 600)
 #   make dkms-install   register sodp, rdma_rxe and siw with DKMS for the
 #                   running kernel (or KVER=...) and install them

@@ -12,6 +12,9 @@
 # deps.sh --dkms [KVER] installs only what a DKMS build for kernel KVER
 # (default: the running one) needs: dkms, linux-source-6.12 and KVER's
 # headers (scripts/dkms.sh, on a machine that is not a build machine).
+#
+# deps.sh --bench installs only what make bench needs beyond the build:
+# gnuplot-nox for the plots (scripts/bench.sh).
 
 set -euo pipefail
 
@@ -44,6 +47,15 @@ apt_update() {
 installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"
 }
+
+if [ "${1:-}" = --bench ]; then
+	if ! installed gnuplot-nox; then
+		log "installing: gnuplot-nox"
+		apt_update
+		apt-get install -y -qq --no-install-recommends gnuplot-nox >&2
+	fi
+	exit 0
+fi
 
 if [ "${1:-}" = --dkms ]; then
 	missing=""

@@ -1,76 +1,280 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run inside a guest after guest-setup: the ODP benchmarks, in one guest
-# run so that the ratios compare like with like (TCG timings swing 2-3x
-# between runs).
-#  1. perftest 64 KiB WRITE/READ/SEND, pinned vs --odp, alternated ROUNDS
-#     times (the order flips every round); the median of each gives
-#     warm ODP / pinned (goal >= 0.97).
-#  2. sodp_bench: first touch of cold ODP memory vs the same pages warm
-#     (goal >= 0.5), with pinned for reference.
-# Devices without ODP are reported and skipped; SODP_DEVICES picks devices.
+# Run inside a guest after guest-setup (or guest-upstream.sh): the ODP
+# benchmarks, in one guest run so that the ratios compare like with like
+# (TCG timings swing 2-3x between runs). Writes one CSV row per
+# measurement to $SODP_BENCH_OUT (default $SODP_SHARE/bench.csv):
+#
+#   kernel,device,case,size,mode,round,value,unit,verified
+#
+#  1. Steady state: perftest ib_{write,read,send}_bw at 4 KiB, 64 KiB and
+#     1 MiB (MB/s; -n so that one run moves SODP_BENCH_MIB MiB, at least
+#     16 messages, or -D SODP_BENCH_SECS if that is set) and
+#     ib_{write,send}_lat at 8 B (typical latency in us, -n
+#     SODP_BENCH_ITERS), each in the modes
+#     pinned (plain MR, pin_mode=pin), odp (--odp) and, where sodp is
+#     loaded, pinall (plain MR under sodp.pin_mode=all), alternated over
+#     SODP_BENCH_ROUNDS rounds with the order of the modes rotated each
+#     round, so that drift within the run favours no mode.
+#  2. Data: perftest checks no bytes, so before the rounds sodp_verify runs
+#     the same operation, size and MR mode once over a pattern and checks
+#     every byte of the destination buffer: the "verified" column of all
+#     the rounds ("yes", "no(bad=N)" or "error"). Then, per device, mode
+#     and operation of the cases, small accesses at sub-page offsets
+#     (case subpage_OP, value = wrong bytes).
+#  3. First touch (sodp_bench, SODP_BENCH_FT_MIB MiB in 64 KiB WRITEs and
+#     READs): cold ODP vs warm vs after a synchronous prefetch, pinned for
+#     reference; each pass checks its data.
+#  4. Registration (sodp_regbench, SODP_BENCH_REG=0 skips it): register +
+#     deregister 1 MiB .. SODP_BENCH_REG_MAX_GIB GiB, pinned vs ODP, with
+#     the kernel memory the live MR holds (case reg, unit us; cases
+#     reg_slab/reg_sunreclaim/reg_vmalloc, KiB per GiB), and the kernel memory per GiB
+#     touched (case touch_slab/touch_sunreclaim/touch_vmalloc). It runs with an
+#     RLIMIT_MEMLOCK of half the guest's RAM and without CAP_IPC_LOCK, so
+#     that the kernel refuses to pin more than the guest has (verified
+#     column "refused(ERRNO)") instead of the OOM killer ending the run.
+#     Then invalidation: move_pages() to the other NUMA node and munmap()
+#     of SODP_BENCH_INVAL_MIB MiB (default 1024) under a live, mirrored
+#     ODP MR vs with no MR (cases move_pages, munmap; modes odp, none).
+#
+# SODP_DEVICES picks devices (default rxe0 siw0), SODP_BENCH_CASES the
+# steady-state cases (TEST:SIZE, e.g. "write_bw:65536"), SODP_BENCH_MODES
+# the modes, SODP_BENCH_FIRST_TOUCH=0 skips 3, SODP_BENCH_KERNEL names the
+# kernel in the CSV (default sodp). Progress goes to stderr, with the
+# wall-clock seconds of each perftest run (the per-run overhead is that
+# minus -D). Devices without ODP are reported and skipped.
 
 set -u
-rounds=${SODP_BENCH_ROUNDS:-5}
-secs=${SODP_BENCH_SECS:-3}
+rounds=${SODP_BENCH_ROUNDS:-7}
+secs=${SODP_BENCH_SECS:-}
+mib=${SODP_BENCH_MIB:-8}
+iters=${SODP_BENCH_ITERS:-300}
+cases=${SODP_BENCH_CASES:-write_bw:4096 write_bw:65536 write_bw:1048576
+	read_bw:4096 read_bw:65536 read_bw:1048576
+	send_bw:4096 send_bw:65536 send_bw:1048576 write_lat:8 send_lat:8}
+kernel=${SODP_BENCH_KERNEL:-sodp}
+ft_mib=${SODP_BENCH_FT_MIB:-64}
 bin=${SODP_TOOLS:-$SODP_TOP/build/tools}
+out=${SODP_BENCH_OUT:-${SODP_SHARE:-/tmp}/bench.csv}
+param=/sys/module/sodp/parameters/pin_mode
 log=$(mktemp -d)
+# shellcheck source=scripts/guest-lib.sh
+. "$SODP_TOP/scripts/guest-lib.sh"	# reap
 
-# bw DEV TOOL EXTRA: one loopback run, prints the average MB/s.
-bw() {
-	local dev=$1 t=$2 extra=$3 addr pt spid i
+if [ -w $param ]; then
+	modes=${SODP_BENCH_MODES:-pinned odp pinall}
+	old_pin_mode=$(sed 's/.*\[\(.*\)\].*/\1/' $param)
+else
+	modes=${SODP_BENCH_MODES:-pinned odp}
+	modes=${modes//pinall/}
+	old_pin_mode=
+fi
+[ -s "$out" ] || echo "kernel,device,case,size,mode,round,value,unit,verified" >"$out"
+
+# Progress to stderr and, for the host to follow while the guest runs
+# (vm-run -q shows the output only at the end), to $SODP_SHARE/progress.
+progress() {
+	echo "bench: $*" >&2
+	[ -z "${SODP_SHARE:-}" ] || echo "bench: $*" >>"$SODP_SHARE/progress"
+}
+
+# pin_mode MODE: the policy for plain MRs that MODE needs (sodp only).
+pin_mode() {
+	[ -n "$old_pin_mode" ] || return 0
+	case $1 in
+	pinall) echo all >$param ;;
+	*) echo pin >$param ;;
+	esac
+}
+
+row() {	# row CASE SIZE MODE ROUND VALUE UNIT VERIFIED
+	echo "$kernel,$dev,$1,$2,$3,$4,$5,$6,$7" >>"$out"
+}
+
+# perf TEST SIZE MODE: one loopback perftest run on $dev; prints the
+# value (bw: average MB/s; lat: typical us), nothing if it failed.
+perf() {
+	local t=ib_$1 size=$2 extra spid t0 t1 n
+	case $3 in
+	odp) extra=--odp ;;
+	*) extra= ;;
+	esac
+	case $1 in
+	*_bw)
+		if [ -n "$secs" ]; then
+			extra="$extra -D $secs"
+		else
+			n=$(( (mib << 20) / size ))
+			[ $n -ge 16 ] || n=16
+			extra="$extra -n $n"
+		fi ;;
+	*_lat) extra="$extra -n $iters" ;;
+	esac
+	pin_mode "$3"
+	t0=$(date +%s.%N)
+	# shellcheck disable=SC2086
+	timeout 120 $t -d $dev $pt -s $size $extra >"$log/srv" 2>&1 &
+	spid=$!
+	for _ in $(seq 750); do
+		listening && break
+		kill -0 $spid 2>/dev/null || break
+		sleep 0.02
+	done
+	# shellcheck disable=SC2086
+	timeout 120 $t -d $dev $pt -s $size $extra $addr >"$log/out" 2>&1
+	reap $spid 50 >/dev/null
+	t1=$(date +%s.%N)
+	progress "$(awk -v t0="$t0" -v t1="$t1" -v what="$dev $1 $size $3" \
+		'BEGIN { printf "%s %.1f s", what, t1 - t0 }')"
+	case $1 in
+	*_bw) awk -v s="$size" '$1 == s && $2 ~ /^[0-9]+$/ { print $4 }' "$log/out" ;;
+	*_lat) awk -v s="$size" '$1 == s && $2 ~ /^[0-9]+$/ { print $5 }' "$log/out" ;;
+	esac | tail -n 1
+}
+
+# verify OP MODE SIZES: sodp_verify once for OP in MODE over the
+# comma-separated SIZES (and "subpage"); sets ok[OP:SIZE:MODE] to yes,
+# no(bad=N) or error and bad[OP:SIZE:MODE] to the wrong bytes.
+verify() {
+	local plain=plain o m sz rest
+	[ "$2" = odp ] && plain=odp
+	pin_mode "$2"
+	SODP_DEVICE=$dev timeout 300 "$bin/sodp_verify" "$1" $plain "$3" \
+		>"$log/verify" 2>&1
+	for sz in ${3//,/ }; do
+		ok[$1:$sz:$2]=error
+		bad[$1:$sz:$2]=
+	done
+	# verified OP MODE SIZE accesses=A bad=N | verified OP MODE SIZE error
+	while read -r _ o m sz rest; do
+		case $rest in
+		*bad=0) ok[$1:$sz:$2]=yes; bad[$1:$sz:$2]=0 ;;
+		*bad=*) ok[$1:$sz:$2]="no(bad=${rest##*bad=})"
+			bad[$1:$sz:$2]=${rest##*bad=} ;;
+		esac
+	done < <(grep '^verified ' "$log/verify")
+	# Wrong bytes (where they landed) and errors, for the record.
+	grep -v 'bad=0$' "$log/verify" | while read -r l; do
+		progress "$dev: $l"
+	done
+	return 0
+}
+
+# listening: a TCP socket listens on perftest's port 18515 (0x4853), found
+# without forking (a poll loop of ss or pgrep would take the CPU the
+# starting server needs).
+listening() {
+	local l st
+	while read -r _ l _ st _; do
+		[ "$st" = 0A ] && [ "${l##*:}" = 4853 ] && return 0
+	done </proc/net/tcp
+	return 1
+}
+
+for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 	case $dev in
 	rxe0) addr=$SODP_RXE_ADDR; pt="-x 1" ;;
 	siw0) addr=$SODP_SIW_ADDR; pt="-R" ;;
 	esac
-	# shellcheck disable=SC2086
-	timeout 120 $t -d $dev $pt -s 65536 -D $secs $extra >/dev/null 2>&1 &
-	spid=$!
-	for i in $(seq 150); do
-		ss -ltn | grep -q ':18515 ' && break
-		sleep 0.1
-	done
-	# shellcheck disable=SC2086
-	timeout 120 $t -d $dev $pt -s 65536 -D $secs $extra $addr >"$log/out" 2>&1
-	wait $spid
-	awk '/^ *65536 +[0-9]+ / { print $4 }' "$log/out"
-}
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 0) }'; }
-
-for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 	if ! ibv_devinfo -v -d $dev | grep -q 'ODP_SUPPORT$'; then
-		echo "$dev: no ODP, skipped"
+		progress "$dev: no ODP, skipped"
 		continue
 	fi
-	for t in ib_write_bw ib_read_bw ib_send_bw; do
-		: >"$log/pin"
-		: >"$log/odp"
-		# Alternate which goes first, so drift within the run
-		# (other load, page cache, timers) does not favour one side.
-		for r in $(seq "$rounds"); do
-			if [ $((r % 2)) = 1 ]; then
-				bw $dev $t "" >>"$log/pin"
-				bw $dev $t "--odp" >>"$log/odp"
-			else
-				bw $dev $t "--odp" >>"$log/odp"
-				bw $dev $t "" >>"$log/pin"
-			fi
+	# The data pass: the verdict of every (operation, size, mode), one
+	# sodp_verify run per operation and mode.
+	declare -A ok=() bad=()
+	for op in write read send; do
+		sizes=$(for c in $cases; do
+			t=${c%%:*}
+			[ "${t%_*}" = $op ] && echo "${c#*:}"
+		done | sort -un | tr '\n' ,)
+		[ -n "$sizes" ] || continue	# no case of $op
+		sizes=${sizes}subpage
+		for m in $modes; do
+			verify $op $m "$sizes"
+			for sz in ${sizes//,/ }; do
+				progress "$dev $op $sz $m: data verified ${ok[$op:$sz:$m]}"
+			done
+			row subpage_$op 8-512 $m 1 "${bad[$op:subpage:$m]}" bad_bytes \
+				"${ok[$op:subpage:$m]}"
 		done
-		p=$(median <"$log/pin")
-		o=$(median <"$log/odp")
-		# The spread of the per-round ratios shows how noisy it was.
-		spread=$(paste "$log/odp" "$log/pin" | awk '$2 > 0 {
-			r = $1 / $2; if (!n++ || r < lo) lo = r; if (r > hi) hi = r }
-			END { printf "%.2f..%.2f", lo, hi }')
-		awk -v d=$dev -v t=$t -v p="$p" -v o="$o" -v n="$rounds" \
-		    -v s="$spread" 'BEGIN {
-			printf "%s %-11s 64 KiB: pinned %8.2f MB/s, warm ODP %8.2f MB/s (median of %d): ODP/pinned %.3f (rounds %s)\n",
-			       d, t, p, o, n, (p > 0 ? o / p : 0), s }'
 	done
-	for op in write read; do
-		SODP_DEVICE=$dev "$bin/sodp_bench" $op 64 64
+
+	# Steady state: all cases in one round, then the next round with the
+	# modes' order rotated by one.
+	set -- $modes
+	nm=$#
+	t0=$SECONDS
+	for r in $(seq "$rounds"); do
+		[ "$r" = 1 ] ||
+			progress "$dev round $r of $rounds; $((SECONDS - t0)) s so far, about $(( (SECONDS - t0) * (rounds - r + 1) / (r - 1) )) s to go"
+		[ "$r" != 1 ] || progress "$dev round 1 of $rounds"
+		for c in $cases; do
+			t=${c%%:*}
+			size=${c#*:}
+			unit=MB/s
+			[ "${t#*_}" = lat ] && unit=us
+			for i in $(seq 0 $((nm - 1))); do
+				set -- $modes
+				shift $(( (i + r) % nm ))
+				m=$1
+				v=$(perf "$t" "$size" $m)
+				row "$t" "$size" $m "$r" "$v" $unit \
+					"${ok[${t%_*}:$size:$m]:-error}"
+			done
+		done
 	done
+
+	if [ "${SODP_BENCH_FIRST_TOUCH:-1}" != 0 ]; then
+		pin_mode pinned
+		for op in write read; do
+			progress "$dev first touch $op, $ft_mib MiB"
+			SODP_DEVICE=$dev timeout 600 "$bin/sodp_bench" $op "$ft_mib" 64 \
+				>"$log/ft" 2>&1
+			sed -n 's/^# //p' "$log/ft" >&2
+			grep -v '^first_touch ' "$log/ft" | grep -v '^# ' >&2
+			# first_touch OP MODE PASS MB/S BAD
+			awk '$1 == "first_touch" { print $2, $3, $4, $5, $6 }' "$log/ft" |
+			while read -r o m p v nbad; do
+				verified=yes
+				[ "$nbad" = 0 ] || verified="no(bad=$nbad)"
+				row "first_touch_$o" $((ft_mib << 20)) "$m-$p" 1 "$v" MB/s "$verified"
+			done
+		done
+	fi
+	if [ "${SODP_BENCH_REG:-1}" != 0 ]; then
+		pin_mode pinned
+		lim=$(( $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 512 ))
+		for what in reg touch inval; do
+			progress "$dev registration: $what"
+			# shellcheck disable=SC2086
+			SODP_DEVICE=$dev timeout 600 prlimit --memlock=$lim:$lim \
+				setpriv --inh-caps=-ipc_lock --bounding-set=-ipc_lock \
+				"$bin/sodp_regbench" $what >"$log/reg" 2>&1
+			grep -v -E '^(reg|touch) ' "$log/reg" >&2
+			# WHAT MODE BYTES US SLAB SUNRECLAIM VMALLOC ERRNO
+			while read -r w m len us slab sunr vm err; do
+				case $w in
+				move_pages|munmap)
+					v=n/a
+					[ "$err" = 0 ] || { v="refused($err)"; us=; }
+					row "$w" "$len" "$m" 1 "$us" us "$v"
+					progress "$dev $w $m $len: ${us:-failed, errno $err} us"
+					continue ;;
+				esac
+				[ "$w" = "$what" ] || continue
+				v=n/a
+				[ "$err" = 0 ] || { v="refused($err)"; us=; slab=; sunr=; vm=; }
+				row "$w" "$len" "$m" 1 "$us" us "$v"
+				row "${w}_slab" "$len" "$m" 1 "$slab" KiB/GiB "$v"
+				row "${w}_sunreclaim" "$len" "$m" 1 "$sunr" KiB/GiB "$v"
+				row "${w}_vmalloc" "$len" "$m" 1 "$vm" KiB/GiB "$v"
+				progress "$dev $w $m $len: ${us:-refused, errno $err} us"
+			done <"$log/reg"
+		done
+	fi
+	unset ok bad
 done
+[ -z "$old_pin_mode" ] || echo "$old_pin_mode" >$param
 rm -rf "$log"

@@ -3,9 +3,10 @@
 #
 # Run inside a guest after guest-setup: every sodp selftest program once per
 # device (rxe0, siw0), TAP on stdout, then rdma-core's tools (pingpong,
-# perftest) on ODP memory and rping on plain MRs under sodp.pin_mode=all,
-# then the module-unload check (our modules must unload with every device
-# removed: no MR, notifier or page reference left behind).
+# perftest) on ODP memory, a smoke run of make bench's pipeline and rping
+# on plain MRs under sodp.pin_mode=all, then the module-unload check (our
+# modules must unload with every device removed: no MR, notifier or page
+# reference left behind).
 #
 # SODP_TESTS limits the programs (space-separated names), SODP_DEVICES the
 # devices; arguments are passed to every program (kselftest harness
@@ -70,6 +71,9 @@ done
 tools() {
 	echo "# ==== rdma-core tools on ODP memory"
 	"$SODP_TOP/scripts/guest-perftest.sh"
+
+	echo "# ==== make bench smoke run (one case, one round, data verified)"
+	"$SODP_TOP/scripts/guest-bench-smoke.sh"
 
 	echo "# ==== rping on plain MRs served by sodp (pin_mode=all)"
 	"$SODP_TOP/scripts/guest-rping.sh"
