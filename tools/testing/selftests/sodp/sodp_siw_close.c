@@ -25,31 +25,16 @@
  * has; the receive buffer is mirrored by a first message before the
  * measured one, so that its placement is not deferred to a work item.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
+#include "sodp_test.h"
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
 
 #define WRID_SEND	0x53454e44ull
 #define WRID_RECV	0x52454356ull
 
-#define MSG_LEN		256	/* more than siw sends inline in a header */
+#define MSG_LEN		256u	/* more than siw sends inline in a header */
 #define ROUNDS		5
 #define PREEMPT		"/sys/kernel/debug/sched/preempt"
 
@@ -284,7 +269,7 @@ TEST_F_TIMEOUT(peer_close, send, 300)
 		if (c.wc.status != IBV_WC_SUCCESS)
 			TH_LOG("round %d: RECV status %s", round,
 			       ibv_wc_status_str(c.wc.status));
-		ASSERT_EQ(IBV_WC_SUCCESS, c.wc.status);
+		ASSERT_EQ(IBV_WC_SUCCESS, (int)c.wc.status);
 		ASSERT_EQ(WRID_RECV, c.wc.wr_id);
 		ASSERT_EQ(MSG_LEN, c.wc.byte_len);
 		ASSERT_EQ(-1, sodp_pattern_check(self->rbuf, MSG_LEN, seed, 0));
