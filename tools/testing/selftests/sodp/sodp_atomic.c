@@ -13,25 +13,9 @@
  * Needs a device with atomics and ODP atomics (rxe; siw has no atomics).
  * SODP_ATOMIC_OPS sets the operations per thread.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
+#include "sodp_test.h"
 #include <stdarg.h>
 #include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
 
 #define ATOMIC_TIMEOUT	300	/* seconds per case, TCG guest */
 #define OPS_DEFAULT	20000	/* operations per thread */

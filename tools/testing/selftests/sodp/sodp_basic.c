@@ -11,28 +11,10 @@
  * Optional: SODP_ADDR, SODP_TIMEOUT_MS, SODP_DAX_DIR, SODP_EXT4_DIR,
  * SODP_TMPFS_DIR.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+#include "sodp_test.h"
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/statfs.h>
-#include <unistd.h>
 #include <linux/magic.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
 
 #ifndef STATX_ATTR_DAX
 #define STATX_ATTR_DAX	0x00200000

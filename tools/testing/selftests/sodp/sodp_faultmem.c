@@ -15,25 +15,7 @@
  * Run with SODP_DEVICE=rxe0 or siw0 (test_sodp.sh does that), as root for
  * debugfs.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
+#include "sodp_test.h"
 
 #define PAGE_SZ		4096UL
 #define CHUNK_SZ	(2UL << 20)	/* VA covered by one table chunk */

@@ -40,31 +40,14 @@
  * (operations per case, default 4). Run as root (umount/mount,
  * drop_caches).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
+#include "sodp_test.h"
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
-#include <unistd.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
 
 #define FLEN		(2UL << 20)	/* file and mapping */
 #define HALF		(FLEN / 2)	/* stream half | layout half */

@@ -29,38 +29,20 @@
  * MR keys, nr_hugepages, compact_memory, module parameters); fake NUMA
  * nodes (numa=fake=2) for the migration cases.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
+#include "sodp_test.h"
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 #include <linux/capability.h>
 #include <linux/magic.h>
 #include <linux/mempolicy.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
 
 #define PAGE_SZ		4096UL
 #define HPAGE_SZ	(2UL << 20)

@@ -24,34 +24,17 @@
  * frozen; default 60 on rxe, 10 on siw), SODP_TOP or SODP_MODULES (where
  * siw.ko is), SODP_SIW_PARAMS. Run as root.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+#include "sodp_test.h"
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
 
 #define PAGE_SZ		4096UL
 #define FILE_PAGES	16

@@ -57,30 +57,13 @@
  * Environment: SODP_DEVICE (required), SODP_ADDR, SODP_TIMEOUT_MS. Run as
  * root (the rdma tool shows MR keys only to CAP_NET_ADMIN).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+#include "sodp_test.h"
 #include <arpa/inet.h>
 #include <endian.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
-#include <unistd.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
 
 #define WRID_SEND	0x53454e44ull
 #define WRID_RDMA	0x52444d41ull

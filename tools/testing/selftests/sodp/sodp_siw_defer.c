@@ -13,24 +13,8 @@
  * SODP_DEVICE=siw0 (test_sodp.sh does that). The deferral counter is read
  * from /sys/kernel/debug/sodp/deferrals when debugfs is mounted.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+#include "sodp_test.h"
 #include <dlfcn.h>
-#include <errno.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
 
 #define WRID_SEND	0x53454e44ull
 #define WRID_RECV	0x52454356ull

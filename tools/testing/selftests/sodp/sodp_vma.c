@@ -21,25 +21,8 @@
  * a local SGE: IBV_WC_LOC_PROT_ERR), the QP goes to error, the memory is
  * unchanged and not one byte of it reaches a peer buffer.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
+#include "sodp_test.h"
 #include <sys/syscall.h>
-#include <unistd.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
 
 #ifndef __NR_memfd_secret
 #define __NR_memfd_secret	447
