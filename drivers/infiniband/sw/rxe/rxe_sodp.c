@@ -156,6 +156,41 @@ void rxe_sodp_mr_fence(struct rxe_mr *mr)
 }
 
 /**
+ * rxe_sodp_qp_quiesce() - end the work of a QP that is being destroyed
+ * @qp: the QP; rxe_destroy_qp() has checked that it may be destroyed
+ *
+ * rxe_cleanup() waits for the references to a QP with a timeout, then
+ * frees it anyway. Its tasks hold references while they run, and the
+ * packet or WQE they serve another; a task may be blocked in a sodp fault
+ * for longer than the timeout (a remote WRITE into a shared file mapping
+ * on a frozen file system). Mark the QP invalid, as rxe_qp_do_cleanup()
+ * does later: the receive path drops its packets from now on and each
+ * task, at its next step, only flushes. Then wait for the run of each
+ * task in flight, however long its fault takes. Afterwards the references
+ * left are only those of short flushes and transmitted packets.
+ *
+ * Context: process context, may sleep for as long as a fault in flight.
+ */
+void rxe_sodp_qp_quiesce(struct rxe_qp *qp)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&qp->state_lock, flags);
+	qp->valid = 0;
+	spin_unlock_irqrestore(&qp->state_lock, flags);
+
+	/*
+	 * The tasks check qp->valid under state_lock at every step, so a
+	 * run that starts after this sees it; flush_work() waits for the
+	 * run in flight (a task that requeues itself only flushes).
+	 */
+	if (qp->recv_task.func)
+		flush_work(&qp->recv_task.work);
+	if (qp->send_task.func)
+		flush_work(&qp->send_task.work);
+}
+
+/**
  * rxe_sodp_mr_cleanup() - drop the sodp umem of an MR
  * @mr: the MR being destroyed
  *

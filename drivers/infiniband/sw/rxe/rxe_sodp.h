@@ -12,6 +12,7 @@
 
 struct rxe_dev;
 struct rxe_mr;
+struct rxe_qp;
 struct sk_buff;
 struct uverbs_attr_bundle;
 
@@ -28,6 +29,7 @@ bool rxe_sodp_may_fallback(int err);
 int rxe_sodp_mr_init_user(struct rxe_dev *rxe, u64 start, u64 length,
 			  int access, struct rxe_mr *mr);
 void rxe_sodp_mr_fence(struct rxe_mr *mr);
+void rxe_sodp_qp_quiesce(struct rxe_qp *qp);
 void rxe_sodp_mr_cleanup(struct rxe_mr *mr);
 int rxe_sodp_check_rereg(struct rxe_mr *mr, int flags, int access);
 int rxe_sodp_mr_copy(struct rxe_mr *mr, u64 iova, void *addr,

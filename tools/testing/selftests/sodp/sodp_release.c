@@ -7,6 +7,8 @@
  *    into it is blocked in ext4's page_mkwrite on a frozen file system.
  *    rxe gives up waiting for MR references after 50 s and frees the MR
  *    anyway, so the file system stays frozen for longer than that on rxe.
+ *  - qp_destroy_fault_blocked: the same, but the responder's QP is
+ *    destroyed instead of the MR; rxe waits 50 s for QP references too.
  *  - prefetch_unload (siw): an asynchronous PREFETCH_WRITE blocked the
  *    same way, the device closed and siw unloaded before the thaw; siw is
  *    loaded again and siw0 recreated afterwards.
@@ -624,6 +626,146 @@ TEST_F_TIMEOUT(release, dereg_fault_blocked, CASE_TIMEOUT)
 	c->connected = false;
 	held = dbg_wait(_metadata, "pages_held", 0, c->dev.timeout_ms);
 	ASSERT_EQ(0, held);
+}
+
+/*
+ * Lines of the kernel log that name a splat, or rxe's "cleanup failed"
+ * (its message when rxe_cleanup() gave up waiting for references); -1 if
+ * the log cannot be read.
+ */
+static int kmsg_splats(void)
+{
+	static const char * const pat[] = {
+		"WARNING:", "BUG:", "Oops", "cleanup failed",
+	};
+	char line[1024];
+	int n = 0;
+	size_t i;
+	FILE *f;
+
+	f = popen("dmesg 2>/dev/null", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		for (i = 0; i < ARRAY_SIZE(pat); i++)
+			if (strstr(line, pat[i])) {
+				n++;
+				break;
+			}
+	if (pclose(f))
+		return -1;
+	return n;
+}
+
+/*
+ * As dereg_fault_blocked, but the responder's QP is destroyed (and the MR
+ * stays): ibv_destroy_qp() of the server QP while the peer's WRITE into
+ * its ODP MR sleeps in ext4_page_mkwrite() on the frozen file system, for
+ * longer than rxe's 50 s wait for QP references. The destroy returns 0,
+ * the kernel logs no splat and no "cleanup failed", the WRITE was placed
+ * whole or not at all (and whole if it completed), the rest of the file is
+ * untouched, the MR can be deregistered afterwards and the umems and page
+ * references come back to where they were. Before the fix rxe WARNed in
+ * __rxe_cleanup() after 50 s and freed the QP while the blocked responder
+ * still ran on it.
+ */
+TEST_F_TIMEOUT(release, qp_destroy_fault_blocked, CASE_TIMEOUT)
+{
+	const size_t wlen = 64, woff = 5 * PAGE_SZ + 8;
+	const size_t len = FILE_PAGES * PAGE_SZ;
+	const uint64_t fseed = sodp_seed("release");
+	const uint64_t sseed = sodp_seed("release-src");
+	struct rel_ctx *c = &self->c;
+	int64_t umems0, held;
+	int splats0, splats;
+	const uint8_t *map;
+	struct ibv_qp *qp;
+	const char *why;
+	struct ibv_wc wc;
+	bool placed;
+	uint64_t t0;
+	ssize_t bad;
+	int ret;
+
+	why = odp_missing(&c->dev.odp, IBV_ODP_SUPPORT_WRITE);
+	if (why)
+		SKIP(return, "%s: %s", c->name, why);
+	why = file_setup(c);
+	if (why)
+		SKIP(return, "%s", why);
+	splats0 = kmsg_splats();
+	ASSERT_LE(0, splats0) TH_LOG("cannot read the kernel log");
+
+	umems0 = dbg_get(_metadata, "umems");
+	c->src = malloc(wlen);
+	ASSERT_NE(NULL, c->src);
+	sodp_pattern_fill(c->src, wlen, sseed, 0);
+	c->smr = sodp_mr_reg(&c->dev, c->src, wlen, IBV_ACCESS_LOCAL_WRITE);
+	ASSERT_NE(NULL, c->smr);
+	c->mr = sodp_mr_reg(&c->dev, c->map, len, ODP_RW);
+	ASSERT_NE(NULL, c->mr) TH_LOG("ODP reg: %s", strerror(errno));
+	ASSERT_EQ(umems0 + 1, dbg_get(_metadata, "umems"));
+	ASSERT_EQ(0, sodp_pair_connect(&c->dev, &c->pair));
+	c->connected = true;
+
+	freeze_for(_metadata, c, freeze_secs(c->dev.iwarp));
+	ASSERT_EQ(0, sodp_post_rdma(&c->pair.cli, IBV_WR_RDMA_WRITE,
+				    WRID_RDMA, c->src, wlen, c->smr->lkey,
+				    (uintptr_t)c->map + woff, c->mr->rkey, 0));
+	ASSERT_TRUE(blocked_in("ext4_page_mkwrite"))
+		TH_LOG("the fault never reached ext4_page_mkwrite");
+
+	/* The responder's QP, in RTS, from under librdmacm. */
+	qp = c->pair.srv.id->qp;
+	c->pair.srv.id->qp = NULL;
+	c->pair.srv.qp = NULL;
+	t0 = now_ms();
+	ret = ibv_destroy_qp(qp);
+	TH_LOG("ibv_destroy_qp returned %d after %llu ms", ret,
+	       (unsigned long long)(now_ms() - t0));
+	ASSERT_EQ(0, ret) TH_LOG("ibv_destroy_qp: %s", strerror(ret));
+
+	thaw_wait(_metadata, c);
+	/*
+	 * The client's WRITE was acknowledged before the QP went, or it
+	 * outlasted the retries (or met a flushed responder) afterwards.
+	 */
+	ASSERT_EQ(0, sodp_poll_one(c->pair.cli.scq, &wc, c->dev.timeout_ms));
+	ASSERT_EQ(WRID_RDMA, wc.wr_id);
+	TH_LOG("WRITE completed with %s", ibv_wc_status_str(wc.status));
+	ASSERT_TRUE(wc.status == IBV_WC_SUCCESS ||
+		    wc.status == IBV_WC_RETRY_EXC_ERR ||
+		    wc.status == IBV_WC_REM_ACCESS_ERR ||
+		    wc.status == IBV_WC_REM_OP_ERR);
+
+	/* The file: the WRITE's bytes whole or not at all, the rest as it was. */
+	map = c->map;
+	bad = sodp_pattern_check(map, woff, fseed, 0);
+	ASSERT_EQ(-1, bad) TH_LOG("file byte %zd changed", bad);
+	bad = sodp_pattern_check(map + woff + wlen, len - woff - wlen, fseed,
+				 woff + wlen);
+	ASSERT_EQ(-1, bad) TH_LOG("file byte %zd changed",
+				  bad < 0 ? bad : (ssize_t)(woff + wlen) + bad);
+	placed = sodp_pattern_check(map + woff, wlen, sseed, 0) == -1;
+	ASSERT_TRUE(placed ||
+		    sodp_pattern_check(map + woff, wlen, fseed, woff) == -1)
+		TH_LOG("the WRITE was placed in part");
+	if (wc.status == IBV_WC_SUCCESS)
+		ASSERT_TRUE(placed) TH_LOG("acknowledged WRITE not in the file");
+	TH_LOG("the WRITE was %splaced", placed ? "" : "not ");
+
+	ASSERT_EQ(0, ibv_dereg_mr(c->mr));
+	c->mr = NULL;
+	ASSERT_EQ(umems0, dbg_wait(_metadata, "umems", umems0,
+				   c->dev.timeout_ms));
+	sodp_pair_destroy(&c->pair);
+	c->connected = false;
+	held = dbg_wait(_metadata, "pages_held", 0, c->dev.timeout_ms);
+	ASSERT_EQ(0, held);
+
+	splats = kmsg_splats();
+	ASSERT_EQ(splats0, splats) TH_LOG("%d new splat lines in the kernel log",
+					  splats - splats0);
 }
 
 /*
