@@ -267,6 +267,45 @@ static int xfer(FIXTURE_DATA(xpage) *self, enum xop op, unsigned int size,
 }
 
 /*
+ * Check the destination after one transfer of @size bytes from source
+ * offset @s to destination offset @d in iteration @gen, and describe a
+ * failure in @why: the number of wrong bytes, guard bytes included.
+ */
+static unsigned int check_one(FIXTURE_DATA(xpage) *self, unsigned int size,
+			      size_t s, size_t d, uint32_t gen, char *why,
+			      size_t why_len)
+{
+	char got[2 * DUMP_MAX + 1], want[2 * DUMP_MAX + 1];
+	unsigned int i, wrong = 0, first = 0;
+	uint8_t g = guard_byte(gen);
+	uint8_t exp[DUMP_MAX];
+	size_t from, n;
+
+	for (i = 0; i < size; i++) {
+		if (self->dst[d + i] == pat(s + i, gen))
+			continue;
+		if (!wrong++)
+			first = i;
+	}
+	for (i = 0; i < GUARD; i++) {
+		if (self->dst[d - GUARD + i] != g ||
+		    self->dst[d + size + i] != g)
+			wrong++;
+	}
+	if (!wrong)
+		return 0;
+	from = size <= DUMP_MAX ? 0 : first;
+	n = size - from < DUMP_MAX ? size - from : DUMP_MAX;
+	for (i = 0; i < n; i++)
+		exp[i] = pat(s + from + i, gen);
+	dump(got, sizeof(got), self->dst + d + from, n);
+	dump(want, sizeof(want), exp, n);
+	snprintf(why, why_len, "%u wrong (first at %u), bytes %zu..: got %s want %s",
+		 wrong, first, from, got, want);
+	return wrong;
+}
+
+/*
  * Every size at every pair of offsets: the number of combinations that
  * moved a wrong byte (the first MAX_REPORTS are printed), or a negative
  * errno when a transfer itself failed.
@@ -275,7 +314,9 @@ static int run_matrix(struct __test_metadata *_metadata,
 		      FIXTURE_DATA(xpage) *self, enum xop op)
 {
 	unsigned int si, oi, di, i, nbad = 0, ncomb = 0;
+	const char *name = xop_names[op];
 	uint32_t gen = 0;
+	char why[256];
 
 	for (si = 0; si < ARRAY_SIZE(sizes); si++) {
 		unsigned int size = sizes[si];
@@ -284,59 +325,33 @@ static int run_matrix(struct __test_metadata *_metadata,
 			for (di = 0; di < ARRAY_SIZE(offsets); di++) {
 				size_t s = 4096 + offsets[oi];
 				size_t d = 4096 + offsets[di];
-				uint8_t g = guard_byte(++gen);
-				unsigned int wrong = 0, first = 0;
 				int ret;
 
+				gen++;
 				for (i = 0; i < size; i++)
 					self->src[s + i] = pat(s + i, gen);
-				memset(self->dst + d - GUARD, g,
+				memset(self->dst + d - GUARD, guard_byte(gen),
 				       size + 2 * GUARD);
 				ret = xfer(self, op, size, s, d);
 				if (ret) {
 					TH_LOG("%s size %u soff %u doff %u: transfer failed: %d",
-					       xop_names[op], size,
-					       offsets[oi], offsets[di], ret);
+					       name, size, offsets[oi],
+					       offsets[di], ret);
 					return ret;
 				}
 				ncomb++;
-				for (i = 0; i < size; i++) {
-					if (self->dst[d + i] == pat(s + i, gen))
-						continue;
-					if (!wrong++)
-						first = i;
-				}
-				for (i = 0; i < GUARD; i++) {
-					if (self->dst[d - GUARD + i] != g ||
-					    self->dst[d + size + i] != g)
-						wrong++;
-				}
-				if (!wrong)
+				if (!check_one(self, size, s, d, gen, why,
+					       sizeof(why)))
 					continue;
-				if (nbad++ < MAX_REPORTS) {
-					char got[2 * DUMP_MAX + 1];
-					char want[2 * DUMP_MAX + 1];
-					uint8_t exp[DUMP_MAX];
-					size_t from = size <= DUMP_MAX ? 0 :
-						      first;
-					size_t n = size - from < DUMP_MAX ?
-						   size - from : DUMP_MAX;
-
-					for (i = 0; i < n; i++)
-						exp[i] = pat(s + from + i, gen);
-					dump(got, sizeof(got),
-					     self->dst + d + from, n);
-					dump(want, sizeof(want), exp, n);
-					TH_LOG("%s size %u soff %u doff %u: %u wrong (first at %u), bytes %zu..: got %s want %s",
-					       xop_names[op], size,
-					       offsets[oi], offsets[di], wrong,
-					       first, from, got, want);
-				}
+				if (nbad++ < MAX_REPORTS)
+					TH_LOG("%s size %u soff %u doff %u: %s",
+					       name, size, offsets[oi],
+					       offsets[di], why);
 			}
 		}
 	}
-	TH_LOG("%s: %u of %u combinations moved wrong bytes", xop_names[op],
-	       nbad, ncomb);
+	TH_LOG("%s: %u of %u combinations moved wrong bytes", name, nbad,
+	       ncomb);
 	return nbad;
 }
 
