@@ -13,6 +13,10 @@
  * when the send queue is resumed by the kernel, so the *_fenced cases post
  * each behind a READ with IBV_SEND_FENCE, which the READ response resumes.
  *
+ * The odp_cold variant's source is a memfd whose pages are written with
+ * pwrite() and zapped from the page table before each transfer, so that
+ * siw's transmit thread finds them missing and defers their faults.
+ *
  * Run once per device with SODP_DEVICE=<ibdev> (test_sodp.sh does that).
  */
 #ifndef _GNU_SOURCE
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* The harness's own signal handler leaves a parameter unused. */
@@ -68,10 +73,12 @@ FIXTURE(xpage) {
 	uint8_t *dst;		/* written by the transfer */
 	struct ibv_mr *smr;
 	struct ibv_mr *dmr;
+	int src_fd;		/* the memfd behind @src of a cold variant */
 };
 
 FIXTURE_VARIANT(xpage) {
 	bool odp;
+	bool cold;	/* @src is a memfd, written by pwrite() and unmapped */
 };
 
 FIXTURE_VARIANT_ADD(xpage, pinned) {
@@ -80,6 +87,16 @@ FIXTURE_VARIANT_ADD(xpage, pinned) {
 
 FIXTURE_VARIANT_ADD(xpage, odp) {
 	.odp = true,
+};
+
+/*
+ * Every source page is missing from the page table when the transfer
+ * reads it: siw's transmit thread defers its fault (siw_sodp_tx_defer())
+ * and starts the WQE over. Destination offsets 4093 and 0 only.
+ */
+FIXTURE_VARIANT_ADD(xpage, odp_cold) {
+	.odp = true,
+	.cold = true,
 };
 
 FIXTURE_SETUP(xpage)
@@ -102,8 +119,18 @@ FIXTURE_SETUP(xpage)
 		access |= IBV_ACCESS_ON_DEMAND;
 	}
 	self->len = BUF_PAGES * 4096;
-	self->src = sodp_map_anon(self->len);
-	ASSERT_NE(NULL, self->src);
+	self->src_fd = -1;
+	if (variant->cold) {
+		self->src_fd = memfd_create("sodp_xpage", 0);
+		ASSERT_LE(0, self->src_fd);
+		ASSERT_EQ(0, ftruncate(self->src_fd, self->len));
+		self->src = mmap(NULL, self->len, PROT_READ | PROT_WRITE,
+				 MAP_SHARED, self->src_fd, 0);
+		ASSERT_NE(MAP_FAILED, self->src);
+	} else {
+		self->src = sodp_map_anon(self->len);
+		ASSERT_NE(NULL, self->src);
+	}
 	self->dst = sodp_map_anon(self->len);
 	ASSERT_NE(NULL, self->dst);
 	memset(self->src, 0, self->len);
@@ -114,6 +141,7 @@ FIXTURE_SETUP(xpage)
 	ASSERT_NE(NULL, self->dmr);
 	ASSERT_EQ(0, sodp_pair_connect(&self->dev, &self->pair));
 	TH_LOG("%s, %s MRs, pin_mode %s", name,
+	       variant->cold ? "ODP (cold memfd source)" :
 	       variant->odp ? "ODP" : "plain",
 	       sodp_pin_mode_str(sodp_pin_mode()));
 }
@@ -123,7 +151,12 @@ FIXTURE_TEARDOWN(xpage)
 	sodp_pair_destroy(&self->pair);
 	sodp_mr_dereg(&self->smr);
 	sodp_mr_dereg(&self->dmr);
-	sodp_unmap(self->src, self->len);
+	if (self->src_fd >= 0) {
+		munmap(self->src, self->len);
+		close(self->src_fd);
+	} else {
+		sodp_unmap(self->src, self->len);
+	}
 	sodp_unmap(self->dst, self->len);
 	sodp_dev_close(&self->dev);
 }
@@ -306,14 +339,46 @@ static unsigned int check_one(FIXTURE_DATA(xpage) *self, unsigned int size,
 }
 
 /*
+ * Write the pattern of iteration @gen to [@s, @s + @size) of the source.
+ * A cold source is written through its file and its pages are then zapped
+ * from the page table, the data staying in the page cache.
+ */
+static int fill_src(FIXTURE_DATA(xpage) *self,
+		    const FIXTURE_VARIANT(xpage) *variant, size_t s,
+		    unsigned int size, uint32_t gen)
+{
+	uint8_t buf[8192 + 4];
+	size_t first = s & ~(size_t)4095, end = s + size;
+	unsigned int i;
+
+	if (!variant->cold) {
+		for (i = 0; i < size; i++)
+			self->src[s + i] = pat(s + i, gen);
+		return 0;
+	}
+	if (size > sizeof(buf))
+		return -EINVAL;
+	for (i = 0; i < size; i++)
+		buf[i] = pat(s + i, gen);
+	errno = 0;
+	if (pwrite(self->src_fd, buf, size, s) != (ssize_t)size)
+		return errno ? -errno : -EIO;
+	end = (end + 4095) & ~(size_t)4095;
+	if (madvise(self->src + first, end - first, MADV_DONTNEED))
+		return -errno;
+	return 0;
+}
+
+/*
  * Every size at every pair of offsets: the number of combinations that
  * moved a wrong byte (the first MAX_REPORTS are printed), or a negative
  * errno when a transfer itself failed.
  */
 static int run_matrix(struct __test_metadata *_metadata,
-		      FIXTURE_DATA(xpage) *self, enum xop op)
+		      FIXTURE_DATA(xpage) *self,
+		      const FIXTURE_VARIANT(xpage) *variant, enum xop op)
 {
-	unsigned int si, oi, di, i, nbad = 0, ncomb = 0;
+	unsigned int si, oi, di, nbad = 0, ncomb = 0;
 	const char *name = xop_names[op];
 	uint32_t gen = 0;
 	char why[256];
@@ -327,9 +392,15 @@ static int run_matrix(struct __test_metadata *_metadata,
 				size_t d = 4096 + offsets[di];
 				int ret;
 
+				if (variant->cold && offsets[di] != 4093 &&
+				    offsets[di] != 0)
+					continue;
 				gen++;
-				for (i = 0; i < size; i++)
-					self->src[s + i] = pat(s + i, gen);
+				ret = fill_src(self, variant, s, size, gen);
+				if (ret) {
+					TH_LOG("source fill: %s", strerror(-ret));
+					return ret;
+				}
 				memset(self->dst + d - GUARD, guard_byte(gen),
 				       size + 2 * GUARD);
 				ret = xfer(self, op, size, s, d);
@@ -355,29 +426,57 @@ static int run_matrix(struct __test_metadata *_metadata,
 	return nbad;
 }
 
+/*
+ * A cold source on siw: the transmit thread (READ responses, fenced WRITEs
+ * and SENDs) deferred its faults, which the source MR's counter shows.
+ */
+static void expect_deferred(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(xpage) *self,
+			    const FIXTURE_VARIANT(xpage) *variant, enum xop op)
+{
+	struct sodp_mr_stats st;
+
+	if (!variant->cold || !self->dev.iwarp || op == XOP_WRITE ||
+	    op == XOP_SEND)
+		return;
+	ASSERT_EQ(0, sodp_mr_stats_get(self->dev.name, self->smr->lkey, &st));
+	TH_LOG("%s: source MR deferrals %llu, page faults %llu",
+	       xop_names[op], (unsigned long long)st.deferrals,
+	       (unsigned long long)st.page_faults);
+	ASSERT_LT(0, st.deferrals);
+}
+
+static void run_case(struct __test_metadata *_metadata,
+		     FIXTURE_DATA(xpage) *self,
+		     const FIXTURE_VARIANT(xpage) *variant, enum xop op)
+{
+	ASSERT_EQ(0, run_matrix(_metadata, self, variant, op));
+	expect_deferred(_metadata, self, variant, op);
+}
+
 TEST_F_TIMEOUT(xpage, read, XPAGE_TIMEOUT)
 {
-	ASSERT_EQ(0, run_matrix(_metadata, self, XOP_READ));
+	run_case(_metadata, self, variant, XOP_READ);
 }
 
 TEST_F_TIMEOUT(xpage, write, XPAGE_TIMEOUT)
 {
-	ASSERT_EQ(0, run_matrix(_metadata, self, XOP_WRITE));
+	run_case(_metadata, self, variant, XOP_WRITE);
 }
 
 TEST_F_TIMEOUT(xpage, send, XPAGE_TIMEOUT)
 {
-	ASSERT_EQ(0, run_matrix(_metadata, self, XOP_SEND));
+	run_case(_metadata, self, variant, XOP_SEND);
 }
 
 TEST_F_TIMEOUT(xpage, write_fenced, XPAGE_TIMEOUT)
 {
-	ASSERT_EQ(0, run_matrix(_metadata, self, XOP_WRITE_FENCED));
+	run_case(_metadata, self, variant, XOP_WRITE_FENCED);
 }
 
 TEST_F_TIMEOUT(xpage, send_fenced, XPAGE_TIMEOUT)
 {
-	ASSERT_EQ(0, run_matrix(_metadata, self, XOP_SEND_FENCED));
+	run_case(_metadata, self, variant, XOP_SEND_FENCED);
 }
 
 TEST_HARNESS_MAIN
