@@ -443,7 +443,7 @@ static void expect_deferred(struct __test_metadata *_metadata,
 	TH_LOG("%s: source MR deferrals %llu, page faults %llu",
 	       xop_names[op], (unsigned long long)st.deferrals,
 	       (unsigned long long)st.page_faults);
-	ASSERT_LT(0, st.deferrals);
+	ASSERT_LT(0ull, (unsigned long long)st.deferrals);
 }
 
 static void run_case(struct __test_metadata *_metadata,
