@@ -19,23 +19,7 @@
  *
  * Run once per device with SODP_DEVICE=<ibdev> (test_sodp.sh does that).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-/* The harness's own signal handler leaves a parameter unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#include "sodp_lib.h"
+#include "sodp_test.h"
 
 #define XPAGE_TIMEOUT	120	/* seconds per case, TCG guest */
 #define GUARD		16	/* checked bytes on each side of the data */
