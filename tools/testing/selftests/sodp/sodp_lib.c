@@ -53,6 +53,28 @@ static uint64_t sodp_now_ms(void)
 }
 
 /**
+ * sodp_run() - run a shell command line built from a format
+ * @fmt: printf format of the command line (at most 1023 bytes)
+ *
+ * Return: the command's exit status (0: it succeeded), or -1 if there was
+ * no shell or the command was killed by a signal.
+ */
+int sodp_run(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	if (st == -1 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+/**
  * sodp_read_line() - read a one-line file (sysfs, procfs) without its newline
  * @path: the file
  * @buf: where to put it
@@ -1628,7 +1650,7 @@ int sodp_debugfs_get(const char *name, int64_t *val)
 }
 
 /* The whole output of @cmd (NUL-terminated, to free()), or NULL. */
-static char *sodp_run(const char *cmd)
+static char *sodp_run_output(const char *cmd)
 {
 	size_t len = 0, cap = 0;
 	char *out = NULL, *tmp;
@@ -1771,7 +1793,7 @@ int sodp_mr_stats_get(const char *dev, uint32_t lkey,
 	int ret = -ENOENT;
 
 	memset(st, 0, sizeof(*st));
-	out = sodp_run("rdma -j resource show mr 2>&1");
+	out = sodp_run_output("rdma -j resource show mr 2>&1");
 	if (!out)
 		return -EIO;
 	pos = out;
@@ -1787,7 +1809,7 @@ int sodp_mr_stats_get(const char *dev, uint32_t lkey,
 		return -ENOENT;
 	}
 
-	out = sodp_run("rdma -j statistic show mr 2>&1");
+	out = sodp_run_output("rdma -j statistic show mr 2>&1");
 	if (!out)
 		return -EIO;
 	pos = out;
@@ -1832,7 +1854,7 @@ int sodp_dev_mr_stats_sum(const char *dev, struct sodp_mr_stats *sum,
 
 	memset(sum, 0, sizeof(*sum));
 	*nmr = 0;
-	out = sodp_run("rdma -j statistic show mr 2>&1");
+	out = sodp_run_output("rdma -j statistic show mr 2>&1");
 	if (!out)
 		return -EIO;
 	pos = out;
@@ -1907,7 +1929,7 @@ int sodp_link_stat_get(const char *dev, const char *name, uint64_t *val)
 
 	snprintf(cmd, sizeof(cmd), "rdma -j statistic show link %s/1 2>&1",
 		 dev);
-	out = sodp_run(cmd);
+	out = sodp_run_output(cmd);
 	if (!out)
 		return -EIO;
 	pos = out;

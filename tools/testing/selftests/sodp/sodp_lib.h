@@ -207,6 +207,7 @@ void sodp_ud_destroy(struct sodp_ud *ud);
 int sodp_ud_post_send(struct sodp_ud *ud, uint64_t wr_id, const void *addr,
 		      uint32_t len, uint32_t lkey);
 
+int sodp_run(const char *fmt, ...);
 int sodp_read_line(const char *path, char *buf, size_t len);
 int sodp_write_line(const char *path, const char *val);
 int sodp_debugfs_get(const char *name, int64_t *val);

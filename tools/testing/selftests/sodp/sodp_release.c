@@ -30,7 +30,6 @@
 #include <dirent.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <sys/ioctl.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -340,20 +339,6 @@ static int link_netdev(const char *dev, char *out, size_t len)
 	return ret;
 }
 
-/* system() of a formatted command; its exit status, -1 if killed. */
-static int run(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* Load siw.ko again and recreate the device on its netdev. */
 static void siw_reload(struct __test_metadata *_metadata, struct rel_ctx *c)
 {
@@ -370,11 +355,11 @@ static void siw_reload(struct __test_metadata *_metadata, struct rel_ctx *c)
 		snprintf(path, sizeof(path), "%s/build/modules/siw.ko",
 			 top ? top : ".");
 	if (access("/sys/module/siw", F_OK))
-		ASSERT_EQ(0, run("insmod %s %s", path, params ? params : ""));
+		ASSERT_EQ(0, sodp_run("insmod %s %s", path, params ? params : ""));
 	snprintf(path, sizeof(path), "/sys/class/infiniband/%s", c->name);
 	if (access(path, F_OK))
-		ASSERT_EQ(0, run("rdma link add %s type siw netdev %s",
-				 c->name, c->siw_netdev));
+		ASSERT_EQ(0, sodp_run("rdma link add %s type siw netdev %s",
+				      c->name, c->siw_netdev));
 	snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/1/state",
 		 c->name);
 	deadline = now_ms() + SODP_TIMEOUT_MS_DEFAULT;
@@ -397,11 +382,11 @@ static const char *slow_setup(struct rel_ctx *c)
 {
 	FILE *f;
 
-	run("modprobe dm-mod 2>/dev/null");
-	if (access("/dev/mapper/control", F_OK) || run("which dmsetup >/dev/null"))
+	sodp_run("modprobe dm-mod 2>/dev/null");
+	if (access("/dev/mapper/control", F_OK) || sodp_run("which dmsetup >/dev/null"))
 		return "no device-mapper (dm-mod, dmsetup)";
-	run("dmsetup remove " SLOW_DM " 2>/dev/null");
-	if (run("truncate -s %u " SLOW_IMG, SLOW_SECTORS * 512))
+	sodp_run("dmsetup remove " SLOW_DM " 2>/dev/null");
+	if (sodp_run("truncate -s %u " SLOW_IMG, SLOW_SECTORS * 512))
 		return "cannot create " SLOW_IMG;
 	f = popen("losetup -f --show " SLOW_IMG, "r");
 	if (!f)
@@ -412,14 +397,14 @@ static const char *slow_setup(struct rel_ctx *c)
 	c->loopdev[strcspn(c->loopdev, "\n")] = 0;
 	if (!c->loopdev[0])
 		return "no loop device";
-	if (run("dmsetup create --noudevsync " SLOW_DM
+	if (sodp_run("dmsetup create --noudevsync " SLOW_DM
 		" --table '0 %u linear %s 0'", SLOW_SECTORS, c->loopdev))
 		return "dmsetup create failed";
 	/* Without udev in the guest the node is made here. */
-	run("dmsetup mknodes " SLOW_DM);
-	if (run("mkfs.ext4 -q -F /dev/mapper/" SLOW_DM) ||
-	    run("mkdir -p " SLOW_MNT) ||
-	    run("mount /dev/mapper/" SLOW_DM " " SLOW_MNT))
+	sodp_run("dmsetup mknodes " SLOW_DM);
+	if (sodp_run("mkfs.ext4 -q -F /dev/mapper/" SLOW_DM) ||
+	    sodp_run("mkdir -p " SLOW_MNT) ||
+	    sodp_run("mount /dev/mapper/" SLOW_DM " " SLOW_MNT))
 		return "cannot make or mount ext4 on " SLOW_DM;
 	c->slow_mounted = true;
 
@@ -447,11 +432,11 @@ static void slow_suspend(struct __test_metadata *_metadata, struct rel_ctx *c)
 		close(fds[1]);
 		while (read(fds[0], &b, 1) > 0)
 			;
-		_exit(run("dmsetup resume " SLOW_DM) ? 1 : 0);
+		_exit(sodp_run("dmsetup resume " SLOW_DM) ? 1 : 0);
 	}
 	close(fds[0]);
 	c->resume_fd = fds[1];
-	ASSERT_EQ(0, run("dmsetup suspend --nolockfs " SLOW_DM));
+	ASSERT_EQ(0, sodp_run("dmsetup suspend --nolockfs " SLOW_DM));
 }
 
 /* Resume SLOW_DM: the resumer's wait status, 0 if none ran. */
@@ -480,10 +465,10 @@ static void slow_resume(struct __test_metadata *_metadata, struct rel_ctx *c)
 static void slow_teardown(struct rel_ctx *c)
 {
 	if (c->slow_mounted)
-		run("umount " SLOW_MNT);
+		sodp_run("umount " SLOW_MNT);
 	if (c->loopdev[0]) {
-		run("dmsetup remove " SLOW_DM " 2>/dev/null");
-		run("losetup -d %s", c->loopdev);
+		sodp_run("dmsetup remove " SLOW_DM " 2>/dev/null");
+		sodp_run("losetup -d %s", c->loopdev);
 		unlink(SLOW_IMG);
 	}
 }
@@ -1148,8 +1133,8 @@ TEST_F_TIMEOUT(unload, prefetch_unload, CASE_TIMEOUT)
 	ASSERT_EQ(0, WEXITSTATUS(st));
 
 	c->siw_unloaded = true;
-	ASSERT_EQ(0, run("rdma link delete %s", c->name));
-	ret = run("rmmod siw 2>/dev/null");
+	ASSERT_EQ(0, sodp_run("rdma link delete %s", c->name));
+	ret = sodp_run("rmmod siw 2>/dev/null");
 	ASSERT_NE(0, ret) TH_LOG("siw unloaded under a pending prefetch");
 	ASSERT_EQ(0, access("/sys/module/siw", F_OK));
 
@@ -1158,7 +1143,7 @@ TEST_F_TIMEOUT(unload, prefetch_unload, CASE_TIMEOUT)
 				   SODP_TIMEOUT_MS_DEFAULT));
 	/* The request drops its module reference right after the MR's. */
 	deadline = now_ms() + SODP_TIMEOUT_MS_DEFAULT;
-	while ((ret = run("rmmod siw 2>/dev/null")) && now_ms() < deadline)
+	while ((ret = sodp_run("rmmod siw 2>/dev/null")) && now_ms() < deadline)
 		usleep(100 * 1000);
 	ASSERT_EQ(0, ret) TH_LOG("siw still in use after the prefetch ended");
 	ASSERT_EQ(0, dbg_get(_metadata, "pages_held"));

@@ -23,8 +23,6 @@
  */
 #include "sodp_test.h"
 #include <arpa/inet.h>
-#include <stdarg.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #define NET_A		"sodprta"	/* requester's netdev */
@@ -45,22 +43,6 @@
 #define ACK_DELAY_MS	40		/* netem delay of the responder */
 #define SLOT_MS		8		/* netem releases them in bursts */
 #define QP_PSN		0x123456
-
-/* Run a shell command line; 0 or its exit status (-1: no shell). */
-static int run(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	if (st == -1 || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
-}
 
 /* One rxe device of the pair with its verbs objects. */
 struct end {
@@ -124,13 +106,13 @@ static int net_setup(struct __test_metadata *_metadata,
 {
 	char mac_a[32], mac_b[32];
 
-	run("ip link del " NET_A " 2>/dev/null");
-	if (run("ip link add " NET_A " type veth peer name " NET_B))
+	sodp_run("ip link del " NET_A " 2>/dev/null");
+	if (sodp_run("ip link add " NET_A " type veth peer name " NET_B))
 		return -1;
 	self->net_on = true;
-	if (run("ip addr add " ADDR_A "/32 dev " NET_A) ||
-	    run("ip addr add " ADDR_B "/32 dev " NET_B) ||
-	    run("ip link set " NET_A " up") || run("ip link set " NET_B " up"))
+	if (sodp_run("ip addr add " ADDR_A "/32 dev " NET_A) ||
+	    sodp_run("ip addr add " ADDR_B "/32 dev " NET_B) ||
+	    sodp_run("ip link set " NET_A " up") || sodp_run("ip link set " NET_B " up"))
 		return -1;
 	if (sysctl_set(NET_A, "accept_local", "1") ||
 	    sysctl_set(NET_B, "accept_local", "1") ||
@@ -140,43 +122,43 @@ static int net_setup(struct __test_metadata *_metadata,
 	if (mac_of(NET_A, mac_a, sizeof(mac_a)) ||
 	    mac_of(NET_B, mac_b, sizeof(mac_b)))
 		return -1;
-	if (run("ip neigh replace " ADDR_B " lladdr %s dev " NET_A
+	if (sodp_run("ip neigh replace " ADDR_B " lladdr %s dev " NET_A
 		" nud permanent", mac_b) ||
-	    run("ip neigh replace " ADDR_A " lladdr %s dev " NET_B
+	    sodp_run("ip neigh replace " ADDR_A " lladdr %s dev " NET_B
 		" nud permanent", mac_a))
 		return -1;
-	if (run("ip route add " ADDR_B " dev " NET_A " src " ADDR_A
+	if (sodp_run("ip route add " ADDR_B " dev " NET_A " src " ADDR_A
 		" table %d", TABLE_A) ||
-	    run("ip route add " ADDR_A " dev " NET_B " src " ADDR_B
+	    sodp_run("ip route add " ADDR_A " dev " NET_B " src " ADDR_B
 		" table %d", TABLE_B))
 		return -1;
-	if (run("ip rule add pref %d iif lo to " ADDR_B " lookup %d",
-		RULE_PREF, TABLE_A) ||
-	    run("ip rule add pref %d iif lo to " ADDR_A " lookup %d",
-		RULE_PREF, TABLE_B))
+	if (sodp_run("ip rule add pref %d iif lo to " ADDR_B " lookup %d",
+		     RULE_PREF, TABLE_A) ||
+	    sodp_run("ip rule add pref %d iif lo to " ADDR_A " lookup %d",
+		     RULE_PREF, TABLE_B))
 		return -1;
 	self->rules_on = true;
-	if (run("ip rule add pref %d lookup local", LOCAL_PREF) ||
-	    run("ip rule del pref 0 lookup local"))
+	if (sodp_run("ip rule add pref %d lookup local", LOCAL_PREF) ||
+	    sodp_run("ip rule del pref 0 lookup local"))
 		return -1;
 	TH_LOG("route to " ADDR_B ":");
-	run("ip route get " ADDR_B " from " ADDR_A " | sed 's/^/# /'");
+	sodp_run("ip route get " ADDR_B " from " ADDR_A " | sed 's/^/# /'");
 	return 0;
 }
 
 static void net_teardown(FIXTURE_DATA(late_ack) *self)
 {
 	if (self->rules_on) {
-		run("ip rule add pref 0 lookup local 2>/dev/null");
-		run("ip rule del pref %d lookup local 2>/dev/null", LOCAL_PREF);
-		run("ip rule del pref %d 2>/dev/null", RULE_PREF);
-		run("ip rule del pref %d 2>/dev/null", RULE_PREF);
+		sodp_run("ip rule add pref 0 lookup local 2>/dev/null");
+		sodp_run("ip rule del pref %d lookup local 2>/dev/null", LOCAL_PREF);
+		sodp_run("ip rule del pref %d 2>/dev/null", RULE_PREF);
+		sodp_run("ip rule del pref %d 2>/dev/null", RULE_PREF);
 		self->rules_on = false;
 	}
 	if (self->net_on) {
-		run("ip route flush table %d 2>/dev/null", TABLE_A);
-		run("ip route flush table %d 2>/dev/null", TABLE_B);
-		run("ip link del " NET_A " 2>/dev/null");
+		sodp_run("ip route flush table %d 2>/dev/null", TABLE_A);
+		sodp_run("ip route flush table %d 2>/dev/null", TABLE_B);
+		sodp_run("ip link del " NET_A " 2>/dev/null");
 		self->net_on = false;
 	}
 }
@@ -347,11 +329,11 @@ static void topology_setup(struct __test_metadata *_metadata,
 			   FIXTURE_DATA(late_ack) *self)
 {
 	ASSERT_EQ(0, net_setup(_metadata, self));
-	run("rdma link del " RXE_A " 2>/dev/null");
-	run("rdma link del " RXE_B " 2>/dev/null");
-	ASSERT_EQ(0, run("rdma link add " RXE_A " type rxe netdev " NET_A));
+	sodp_run("rdma link del " RXE_A " 2>/dev/null");
+	sodp_run("rdma link del " RXE_B " 2>/dev/null");
+	ASSERT_EQ(0, sodp_run("rdma link add " RXE_A " type rxe netdev " NET_A));
 	self->rxe_on = true;
-	ASSERT_EQ(0, run("rdma link add " RXE_B " type rxe netdev " NET_B));
+	ASSERT_EQ(0, sodp_run("rdma link add " RXE_B " type rxe netdev " NET_B));
 	ASSERT_EQ(0, end_setup(_metadata, &self->a, RXE_A, ADDR_A,
 			       NMSG * MSG_LEN));
 	ASSERT_EQ(0, end_setup(_metadata, &self->b, RXE_B, ADDR_B,
@@ -359,8 +341,8 @@ static void topology_setup(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, qp_connect(&self->a, &self->b, ACK_TIMEOUT));
 	ASSERT_EQ(0, qp_connect(&self->b, &self->a, ACK_TIMEOUT));
 	/* Everything the responder sends: ACKs (and nothing else here). */
-	ASSERT_EQ(0, run("tc qdisc add dev " NET_B " root netem delay %ums slot %ums %ums",
-			 ACK_DELAY_MS, SLOT_MS, SLOT_MS));
+	ASSERT_EQ(0, sodp_run("tc qdisc add dev " NET_B " root netem delay %ums slot %ums %ums",
+			      ACK_DELAY_MS, SLOT_MS, SLOT_MS));
 }
 
 FIXTURE_SETUP(late_ack)
@@ -374,19 +356,19 @@ FIXTURE_SETUP(late_ack)
 	ASSERT_EQ(0, sodp_dev_probe(name, &ax, &iwarp));
 	if (iwarp)
 		SKIP(return, "%s: rxe only (the case makes rxe devices)", name);
-	if (run("command -v ip && command -v tc && command -v rdma") != 0)
+	if (sodp_run("command -v ip && command -v tc && command -v rdma") != 0)
 		SKIP(return, "ip, tc or rdma (iproute2) is missing");
 	self->rounds = env_uint("SODP_RXE_RETRY_ROUNDS", ROUNDS_DEFAULT);
 }
 
 FIXTURE_TEARDOWN(late_ack)
 {
-	run("tc qdisc del dev " NET_B " root 2>/dev/null");
+	sodp_run("tc qdisc del dev " NET_B " root 2>/dev/null");
 	end_teardown(&self->a);
 	end_teardown(&self->b);
 	if (self->rxe_on) {
-		run("rdma link del " RXE_A " 2>/dev/null");
-		run("rdma link del " RXE_B " 2>/dev/null");
+		sodp_run("rdma link del " RXE_A " 2>/dev/null");
+		sodp_run("rdma link del " RXE_B " 2>/dev/null");
 		self->rxe_on = false;
 	}
 	net_teardown(self);

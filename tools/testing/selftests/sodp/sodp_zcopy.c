@@ -24,7 +24,6 @@
  */
 #include "sodp_test.h"
 #include <signal.h>
-#include <stdarg.h>
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -126,22 +125,6 @@ static void rmem_restore(FIXTURE_DATA(zcopy) *self)
 	self->rmem[0] = 0;
 }
 
-/* Run a shell command line; 0 or its exit status (-1: no shell). */
-static int run(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	if (st == -1 || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
-}
-
 /*
  * Drop the TCP segments on lo that match one of @match[0..@n) (u32
  * selectors): a prio qdisc whose third band is a netem with 100% loss,
@@ -153,17 +136,17 @@ static int tc_drop(struct __test_metadata *_metadata,
 {
 	int i;
 
-	run("tc qdisc del dev lo root 2>/dev/null");
+	sodp_run("tc qdisc del dev lo root 2>/dev/null");
 	self->tc_on = true;
-	if (run("tc qdisc add dev lo root handle 1: prio bands 3 priomap %s",
-		"1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1") ||
-	    run("tc qdisc add dev lo parent 1:3 handle 30: netem loss 100%%")) {
+	if (sodp_run("tc qdisc add dev lo root handle 1: prio bands 3 priomap %s",
+		     "1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1") ||
+	    sodp_run("tc qdisc add dev lo parent 1:3 handle 30: netem loss 100%%")) {
 		TH_LOG("tc qdisc setup on lo failed");
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		if (run("tc filter add dev lo parent 1: protocol ip prio 1 %s %s %s",
-			"u32 match ip protocol 6 0xff", match[i],
+		if (sodp_run("tc filter add dev lo parent 1: protocol ip prio 1 %s %s %s",
+			     "u32 match ip protocol 6 0xff", match[i],
 			"flowid 1:3")) {
 			TH_LOG("tc filter setup on lo failed (%s)", match[i]);
 			return -1;
@@ -176,7 +159,7 @@ static void tc_undrop(FIXTURE_DATA(zcopy) *self)
 {
 	if (!self->tc_on)
 		return;
-	run("tc qdisc del dev lo root");
+	sodp_run("tc qdisc del dev lo root");
 	self->tc_on = false;
 }
 
@@ -409,7 +392,7 @@ TEST_F_TIMEOUT(zcopy, punch_with_acks_withheld, ZC_TIMEOUT)
 		unacked = tcp_unacked(srv_port(self));
 		TH_LOG("responder: %ld bytes unacknowledged", unacked);
 		if (unacked < (long)ZC_LEN)
-			run("tc -s filter show dev lo >&2; tc -s qdisc show dev lo >&2");
+			sodp_run("tc -s filter show dev lo >&2; tc -s qdisc show dev lo >&2");
 		ASSERT_LE((long)ZC_LEN, unacked);
 	}
 
