@@ -19,8 +19,42 @@ bounded() {
 	[ $? = 137 ] && echo "($* did not finish within 10 s)"
 }
 
+# Which functions of the transport modules and of sodp run during one
+# second of the stall, with their call counts: tells a QP nobody schedules
+# (nothing runs) from one that spins (a retransmit timer firing, a task
+# rescheduling itself, a fault being retried). The function tracer adds no
+# kernel log line; it is switched off again before this returns.
+trace_sample() {
+	local t=/sys/kernel/tracing m mods=
+
+	[ -w $t/set_ftrace_filter ] || return
+	for m in rdma_rxe siw sodp; do
+		grep -q "^$m " /proc/modules && mods="$mods $m"
+	done
+	[ -n "$mods" ] || return
+	echo 0 >$t/tracing_on
+	echo nop >$t/current_tracer
+	: >$t/trace
+	: >$t/set_ftrace_filter
+	for m in $mods; do
+		echo ":mod:$m" >>$t/set_ftrace_filter
+	done
+	echo function >$t/current_tracer
+	echo 1 >$t/tracing_on
+	sleep 1
+	echo 0 >$t/tracing_on
+	echo "function calls in 1 s ($mods ):"
+	sed -n 's/^.*: \([^ ]*\) <-\([^ ]*\)$/\1 <-\2/p' $t/trace |
+		sort | uniq -c | sort -rn | head -n 30
+	grep -v '^#' $t/trace | head -n 30
+	echo nop >$t/current_tracer
+	: >$t/set_ftrace_filter
+	: >$t/trace
+	echo 1 >$t/tracing_on
+}
+
 {
-	echo "---- stall dump at $(cut -d' ' -f1 /proc/uptime) s"
+	echo "---- stall dump at $(cut -d' ' -f1 /proc/uptime) s, load $(cut -d' ' -f1-4 /proc/loadavg)"
 	# Where the transmit threads and any blocked task are (not through
 	# sysrq, whose traces would read as a splat in the kernel log). Only
 	# builtins per task: a fork costs ~70 ms in a TCG guest.
@@ -32,8 +66,14 @@ bounded() {
 		done 2>/dev/null <"$t/status"
 		case "$comm" in
 		siw_tx*|kworker*|sodp*) ;;
-		*) [ "$state" = D ] || continue ;;
+		*) [ "$state" = D ] || [ "$state" = R ] || continue ;;
 		esac
+		# A running task has no stack to show: name it and its time.
+		if [ "$state" = R ]; then
+			read -r -a st 2>/dev/null <"$t/stat"
+			echo "task ${t#/proc/} $comm state R utime ${st[13]} stime ${st[14]}"
+			continue
+		fi
 		stack=
 		read -r -d "" stack 2>/dev/null <"$t/stack"
 		if [ "$state" != D ] && [ "${comm#siw_tx}" = "$comm" ]; then
@@ -60,5 +100,7 @@ bounded() {
 	bounded nstat -az | grep -E -i 'drop|prune|collapse|retrans|zerowindow|timeout|backlog|probe' |
 		grep -v ' 0 '
 	dmesg | tail -n 20
+	# Last: CI shows only the tail of a failed run's output.
+	trace_sample
 	echo "---- end of stall dump at $(cut -d' ' -f1 /proc/uptime) s"
 } 2>&1 | sed -u 's/^/# /'
