@@ -10,14 +10,18 @@
 # skip, not a pass.
 #
 # Each perftest run is a fixed number of operations ($iters, perftest's
-# iteration mode -n), not a time window: perftest 4.5's -D 1 has no
-# warm-up (its margin is duration / 4, i.e. 0 s) and counts only what
-# completes within that one second, so a guest that leaves perftest
-# unscheduled for a second, or a first pass that faults the MRs in more
-# slowly than that, reported 0 iterations with both sides exiting 0. A
-# run passes only if the client's result line counts all $iters and the
-# device's counters show them moved (moved()): nothing vacuous, and
-# nothing timed but the 60 s bound of a run.
+# iteration mode -n), not a time window. perftest 4.5's -D 1 has no
+# warm-up (its margin is duration / 4, i.e. 0 s) and counts only the
+# completions it polls within that one second, and it polls only after
+# posting its first tx_depth (128) requests. siw transmits a request
+# posted to an idle send queue in the poster's system call, so those
+# 128 writes of 64 KiB (8 MiB) are sent before the first poll: at the
+# 2-5 MB/s of the debug kernel under TCG that takes longer than the
+# window, and 3 of 4 ib_write_bw --odp -D 1 runs on siw0 reported 0
+# iterations, both sides exiting 0, with the data moved (sodp leases
+# grown by 1000-2800). In iteration mode a slow run is only slow, and a
+# stall is a timeout. A run passes only if the client's result line
+# counts all $iters and the device's counters show them moved (moved()).
 #
 # perftest times its traffic in CPU cycles and converts them with a
 # clock rate it measures only afterwards, in its report: 200 samples of
