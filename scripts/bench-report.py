@@ -17,7 +17,8 @@ import subprocess
 import sys
 from collections import OrderedDict, defaultdict
 
-CASE_ORDER = ["write_bw", "read_bw", "send_bw", "write_lat", "send_lat"]
+CASE_ORDER = ["write_bw", "read_bw", "send_bw", "write_lat", "send_lat",
+              "write_bw_q1", "write_bw_q2", "write_bw_q4"]
 
 
 def median(v):
@@ -392,6 +393,41 @@ def plots(d, keys, data):
     return made
 
 
+def fault_table(out, rows):
+    """fault_KIND rows (us per fault) with their fault and page counts."""
+    sel = {}
+    for r in rows:
+        c = r["case"]
+        if not c.startswith("fault_"):
+            continue
+        parts = c.split("_")
+        key = (r["kernel"], r["device"], parts[1], r["size"])
+        fig = parts[2] if len(parts) > 2 else "us"
+        sel.setdefault(key, {})[fig] = r
+    if not sel:
+        return
+    out.append("## Fault cost (sodp_faultbench)\n")
+    out.append("N 8-byte RDMA READs of a fresh ODP MR, one at a time, each "
+               "to its own page (page: never touched, 4 KiB apart; window: "
+               "written by the CPU first, one fault-around window apart; "
+               "huge: MADV_HUGEPAGE, 2 MiB apart), cold minus the same "
+               "READs warm, divided by the faults sodp counted.\n")
+    out.append("| kernel | device | kind | N | faults | pages mirrored | "
+               "us/fault | data verified |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for k in sorted(sel):
+        d = sel[k]
+
+        def val(fig):
+            r = d.get(fig)
+            return fmt(r["value"]) if r and r["value"] is not None else "-"
+        v = d.get("us", {}).get("verified", "-")
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            k[0], k[1], k[2], k[3], val("faults"), val("pages"), val("us"),
+            "yes" if v == "yes" else "**%s**" % v))
+    out.append("")
+
+
 def main():
     d = sys.argv[1]
     rows = load(os.path.join(d, "results.csv"))
@@ -415,6 +451,7 @@ def main():
     first_touch_table(out, rows)
     reg_table(out, rows)
     inval_table(out, rows)
+    fault_table(out, rows)
     figs = plots(d, keys, data) if keys else []
     if figs:
         out.append("## Plots\n")

@@ -100,6 +100,7 @@ perf() {
 	odp) extra=--odp ;;
 	*) extra= ;;
 	esac
+	extra="$extra ${perf_extra:-}"
 	case $1 in
 	*_bw)
 		if [ -n "$secs" ]; then
@@ -272,6 +273,45 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 				row "${w}_vmalloc" "$len" "$m" 1 "$vm" KiB/GiB "$v"
 				progress "$dev $w $m $len: ${us:-refused, errno $err} us"
 			done <"$log/reg"
+		done
+	fi
+	# Fault cost (sodp_faultbench): us per fault of N cold 8-byte READs
+	# minus the same READs warm, divided by the faults sodp counted.
+	if [ "${SODP_BENCH_FAULT:-1}" != 0 ]; then
+		pin_mode pinned
+		for k in ${SODP_BENCH_FAULT_KINDS:-page window huge}; do
+			progress "$dev fault cost: $k"
+			SODP_DEVICE=$dev timeout 300 "$bin/sodp_faultbench" $k \
+				"${SODP_BENCH_FAULT_N:-256}" >"$log/fault" 2>&1
+			sed -n 's/^# //p' "$log/fault" >&2
+			grep -v -E '^(fault|#) ' "$log/fault" >&2
+			# fault KIND N FAULTS PAGES COLD_US WARM_US US_PER_FAULT BAD
+			awk '$1 == "fault"' "$log/fault" |
+			while read -r _ kk n nf np _ _ us nbad; do
+				verified=yes
+				[ "$nbad" = 0 ] || verified="no(bad=$nbad)"
+				row "fault_$kk" "$n" odp 1 "$us" us/fault "$verified"
+				row "fault_${kk}_faults" "$n" odp 1 "$nf" faults "$verified"
+				row "fault_${kk}_pages" "$n" odp 1 "$np" pages "$verified"
+				progress "$dev fault $kk: $us us/fault, $nf faults, $np pages"
+			done
+		done
+	fi
+
+	# Concurrency: write_bw on 1, 2, 4 QPs of one process (perftest -q N)
+	# over one MR, ODP vs pinned. Case write_bw_qN; perftest moves the
+	# data unverified, so verified is the sodp_verify verdict for write
+	# of that size in that mode when the data pass ran it, else n/a.
+	if [ "${SODP_BENCH_QPS:-1 2 4}" != 0 ]; then
+		qsize=${SODP_BENCH_QSIZE:-65536}
+		for q in ${SODP_BENCH_QPS:-1 2 4}; do
+			for m in pinned odp; do
+				perf_extra="-q $q"
+				v=$(perf write_bw "$qsize" $m)
+				perf_extra=
+				row "write_bw_q$q" "$qsize" $m 1 "$v" MB/s \
+					"${ok[write:$qsize:$m]:-n/a}"
+			done
 		done
 	fi
 	unset ok bad
