@@ -37,6 +37,14 @@
 #     Then invalidation: move_pages() to the other NUMA node and munmap()
 #     of SODP_BENCH_INVAL_MIB MiB (default 1024) under a live, mirrored
 #     ODP MR vs with no MR (cases move_pages, munmap; modes odp, none).
+#  5. Fault cost (sodp_faultbench, sodp only, SODP_BENCH_FAULT=0 skips it):
+#     us per fault of N cold 8-byte READs minus the same READs warm,
+#     divided by the faults sodp's MR counters saw, per kind (page: fresh
+#     4 KiB pages; window: present pages, one fault-around window apart;
+#     huge: THP, 2 MiB apart). Cases fault_KIND (us/fault),
+#     fault_KIND_faults and fault_KIND_pages (the counts).
+#  6. QP scaling (SODP_BENCH_QPS=0 skips it): ib_write_bw -q 1, 2, 4 at
+#     SODP_BENCH_QSIZE (64 KiB), pinned and odp, cases write_bw_qN.
 #
 # SODP_DEVICES picks devices (default rxe0 siw0), SODP_BENCH_CASES the
 # steady-state cases (TEST:SIZE, e.g. "write_bw:65536"), SODP_BENCH_MODES
@@ -277,7 +285,7 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 	fi
 	# Fault cost (sodp_faultbench): us per fault of N cold 8-byte READs
 	# minus the same READs warm, divided by the faults sodp counted.
-	if [ "${SODP_BENCH_FAULT:-1}" != 0 ]; then
+	if [ "${SODP_BENCH_FAULT:-1}" != 0 ] && [ -d /sys/module/sodp ]; then
 		pin_mode pinned
 		for k in ${SODP_BENCH_FAULT_KINDS:-page window huge}; do
 			progress "$dev fault cost: $k"
