@@ -190,9 +190,12 @@ int main(int argc, char **argv)
 
 	faults = s1.page_faults - s0.page_faults;
 	if (stride == HUGE_SZ)
-		printf("# AnonHugePages before the CPU wrote: %ld kB, after: %ld kB (%zu MiB region)\n",
+		printf("# AnonHugePages before the CPU wrote: %ld kB, "
+		       "after: %ld kB (%zu MiB region)\n",
 		       thp0, thp1, len >> 20);
-	printf("# %s %s: %zu READs %zu bytes apart; cold %.0f us, warm %.0f us; %llu faults mirrored %llu pages (warm pass: %llu faults)\n",
+	printf("# %s %s: %zu READs %zu bytes apart; cold %.0f us, "
+	       "warm %.0f us; %llu faults mirrored %llu pages "
+	       "(warm pass: %llu faults)\n",
 	       name, kind, n, stride, cold, warm,
 	       (unsigned long long)faults,
 	       (unsigned long long)(s1.pages_faulted - s0.pages_faulted),
