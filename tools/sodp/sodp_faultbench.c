@@ -190,12 +190,10 @@ int main(int argc, char **argv)
 
 	faults = s1.page_faults - s0.page_faults;
 	if (stride == HUGE_SZ)
-		printf("# AnonHugePages before the CPU wrote: %ld kB, "
-		       "after: %ld kB (%zu MiB region)\n",
+		printf("# AnonHugePages %ld -> %ld kB (%zu MiB)\n",
 		       thp0, thp1, len >> 20);
-	printf("# %s %s: %zu READs %zu bytes apart; cold %.0f us, "
-	       "warm %.0f us; %llu faults mirrored %llu pages "
-	       "(warm pass: %llu faults)\n",
+	/* cold/warm us, cold faults/pages mirrored/warm faults */
+	printf("# %s %s: %zu READs %zu B apart: %.0f/%.0f us, %llu/%llu/%llu\n",
 	       name, kind, n, stride, cold, warm,
 	       (unsigned long long)faults,
 	       (unsigned long long)(s1.pages_faulted - s0.pages_faulted),
