@@ -52,6 +52,7 @@ def load(path):
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
+            r["raw"] = r["value"]
             try:
                 r["value"] = float(r["value"]) if r["value"] != "" else None
             except ValueError:
@@ -408,23 +409,67 @@ def fault_table(out, rows):
         return
     out.append("## Fault cost (sodp_faultbench)\n")
     out.append("N 8-byte RDMA READs of a fresh ODP MR, one at a time, each "
-               "to its own page (page: never touched, 4 KiB apart; window: "
-               "written by the CPU first, one fault-around window apart; "
-               "huge: MADV_HUGEPAGE, 2 MiB apart), cold minus the same "
-               "READs warm, divided by the faults sodp counted.\n")
+               "to its own fresh 2 MiB chunk (page: never touched, "
+               "MADV_NOHUGEPAGE; window: a fault-around window written by "
+               "the CPU first, MADV_NOHUGEPAGE; huge: a THP written by the "
+               "CPU first), cold minus the same READs warm, divided by N. "
+               "\"invalid\": sodp's MR counters did not show exactly N "
+               "faults mirroring the wanted pages (and none warm), or a "
+               "byte was wrong; no figure is claimed then.\n")
     out.append("| kernel | device | kind | N | faults | pages mirrored | "
-               "us/fault | data verified |")
-    out.append("|---|---|---|---|---|---|---|---|")
+               "pages wanted | us/fault | data verified |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     for k in sorted(sel):
         d = sel[k]
 
         def val(fig):
             r = d.get(fig)
-            return fmt(r["value"]) if r and r["value"] is not None else "-"
+            if not r:
+                return "-"
+            if r["value"] is None:
+                return r["raw"] or "-"
+            return fmt(r["value"]) if fig == "us" else "%d" % r["value"]
         v = d.get("us", {}).get("verified", "-")
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            k[0], k[1], k[2], k[3], val("faults"), val("pages"), val("us"),
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            k[0], k[1], k[2], k[3], val("faults"), val("pages"),
+            val("want"), val("us"),
             "yes" if v == "yes" else "**%s**" % v))
+    out.append("")
+
+
+def qp_table(out, rows):
+    """write_bw_qN_per_q1 rows: N QPs over 1 QP, same mode, same run."""
+    sel = OrderedDict()
+    qs = set()
+    for r in rows:
+        c = r["case"]
+        if not (c.startswith("write_bw_q") and c.endswith("_per_q1")):
+            continue
+        q = int(c[len("write_bw_q"):-len("_per_q1")])
+        qs.add(q)
+        key = (r["kernel"], r["device"], r["size"], r["mode"])
+        sel.setdefault(key, {})[q] = r
+    if not sel:
+        return
+    qs = sorted(qs)
+    out.append("## QP scaling (ib_write_bw -q N)\n")
+    out.append("Bandwidth with N QPs of one process over one MR divided by "
+               "the 1-QP bandwidth of the same mode, both from the same "
+               "guest run (TCG timings swing 2-3x between runs, so only "
+               "ratios from one run mean anything; one perftest run "
+               "each).\n")
+    out.append("| kernel | device | size | mode | " +
+               " | ".join("q%d/q1" % q for q in qs) + " |")
+    out.append("|---|---|---|---|" + "---|" * len(qs))
+    for k in sorted(sel):
+        d = sel[k]
+        cells = []
+        for q in qs:
+            r = d.get(q)
+            cells.append("%.3f" % r["value"] if r and r["value"] is not None
+                         else "-")
+        out.append("| %s | %s | %s | %s | %s |" % (
+            k[0], k[1], size_str(k[2]), k[3], " | ".join(cells)))
     out.append("")
 
 
@@ -452,6 +497,7 @@ def main():
     reg_table(out, rows)
     inval_table(out, rows)
     fault_table(out, rows)
+    qp_table(out, rows)
     figs = plots(d, keys, data) if keys else []
     if figs:
         out.append("## Plots\n")

@@ -38,13 +38,16 @@
 #     of SODP_BENCH_INVAL_MIB MiB (default 1024) under a live, mirrored
 #     ODP MR vs with no MR (cases move_pages, munmap; modes odp, none).
 #  5. Fault cost (sodp_faultbench, sodp only, SODP_BENCH_FAULT=0 skips it):
-#     us per fault of N cold 8-byte READs minus the same READs warm,
-#     divided by the faults sodp's MR counters saw, per kind (page: fresh
-#     4 KiB pages; window: present pages, one fault-around window apart;
-#     huge: THP, 2 MiB apart). Cases fault_KIND (us/fault),
-#     fault_KIND_faults and fault_KIND_pages (the counts).
+#     us per fault of N cold 8-byte READs, one per fresh 2 MiB chunk,
+#     minus the same READs warm, divided by N, per kind (page: a fresh
+#     4 KiB page; window: a fault-around window of present pages; huge: a
+#     THP). Cases fault_KIND (us/fault, or "invalid" unless sodp's MR
+#     counters prove one fault per READ mirroring the kind's pages),
+#     fault_KIND_faults, fault_KIND_pages and fault_KIND_want (the counts
+#     and the pages the READs had to mirror).
 #  6. QP scaling (SODP_BENCH_QPS=0 skips it): ib_write_bw -q 1, 2, 4 at
-#     SODP_BENCH_QSIZE (64 KiB), pinned and odp, cases write_bw_qN.
+#     SODP_BENCH_QSIZE (64 KiB), pinned and odp, cases write_bw_qN (MB/s)
+#     and write_bw_qN_per_q1 (ratio to -q 1 of the same mode and run).
 #
 # SODP_DEVICES picks devices (default rxe0 siw0), SODP_BENCH_CASES the
 # steady-state cases (TEST:SIZE, e.g. "write_bw:65536"), SODP_BENCH_MODES
@@ -283,8 +286,10 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 			done <"$log/reg"
 		done
 	fi
-	# Fault cost (sodp_faultbench): us per fault of N cold 8-byte READs
-	# minus the same READs warm, divided by the faults sodp counted.
+	# Fault cost (sodp_faultbench): us per fault of N cold 8-byte READs,
+	# one per fresh 2 MiB chunk, minus the same READs warm, divided by N;
+	# "invalid" unless sodp's MR counters saw exactly N faults mirroring
+	# N x the kind's pages, the warm pass none and every byte was right.
 	if [ "${SODP_BENCH_FAULT:-1}" != 0 ] && [ -d /sys/module/sodp ]; then
 		pin_mode pinned
 		for k in ${SODP_BENCH_FAULT_KINDS:-page window huge}; do
@@ -293,34 +298,56 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 				"${SODP_BENCH_FAULT_N:-256}" >"$log/fault" 2>&1
 			sed -n 's/^# //p' "$log/fault" >&2
 			grep -v -E '^(fault|#) ' "$log/fault" >&2
-			# fault KIND N FAULTS PAGES COLD_US WARM_US US_PER_FAULT BAD
+			# fault KIND N FAULTS PAGES WANT COLD_US WARM_US US_PER_FAULT BAD
 			awk '$1 == "fault"' "$log/fault" |
-			while read -r _ kk n nf np _ _ us nbad; do
+			while read -r _ kk n nf np want _ _ us nbad; do
 				verified=yes
 				[ "$nbad" = 0 ] || verified="no(bad=$nbad)"
 				row "fault_$kk" "$n" odp 1 "$us" us/fault "$verified"
 				row "fault_${kk}_faults" "$n" odp 1 "$nf" faults "$verified"
 				row "fault_${kk}_pages" "$n" odp 1 "$np" pages "$verified"
-				progress "$dev fault $kk: $us us/fault, $nf faults, $np pages"
+				row "fault_${kk}_want" "$n" odp 1 "$want" pages "$verified"
+				progress "$dev fault $kk: $us us/fault, $nf faults, $np pages (want $n, $want)"
 			done
+			grep -q '^fault ' "$log/fault" ||
+				row "fault_$k" "${SODP_BENCH_FAULT_N:-256}" odp 1 invalid \
+					us/fault error
 		done
 	fi
 
 	# Concurrency: write_bw on 1, 2, 4 QPs of one process (perftest -q N)
-	# over one MR, ODP vs pinned. Case write_bw_qN; perftest moves the
-	# data unverified, so verified is the sodp_verify verdict for write
-	# of that size in that mode when the data pass ran it, else n/a.
+	# over one MR, ODP vs pinned, modes alternated. TCG timings swing
+	# 2-3x between guest runs, so the figure is the ratio to the 1-QP run
+	# of the same mode in this run (case write_bw_qN_per_q1; the MB/s are
+	# rows write_bw_qN). perftest moves the data unverified, so verified
+	# is the sodp_verify verdict for write of that size in that mode when
+	# the data pass ran it, else n/a.
 	if [ "${SODP_BENCH_QPS:-1 2 4}" != 0 ]; then
 		qsize=${SODP_BENCH_QSIZE:-65536}
+		declare -A qbw=()
 		for q in ${SODP_BENCH_QPS:-1 2 4}; do
 			for m in pinned odp; do
 				perf_extra="-q $q"
 				v=$(perf write_bw "$qsize" $m)
 				perf_extra=
+				qbw[$q:$m]=$v
 				row "write_bw_q$q" "$qsize" $m 1 "$v" MB/s \
 					"${ok[write:$qsize:$m]:-n/a}"
 			done
 		done
+		for q in ${SODP_BENCH_QPS:-1 2 4}; do
+			for m in pinned odp; do
+				b=${qbw[1:$m]:-} v=${qbw[$q:$m]:-}
+				r=
+				[ -z "$b" ] || [ -z "$v" ] ||
+					r=$(awk -v a="$v" -v b="$b" \
+						'BEGIN { if (b > 0) printf "%.3f", a / b }')
+				row "write_bw_q${q}_per_q1" "$qsize" $m 1 "$r" ratio \
+					"${ok[write:$qsize:$m]:-n/a}"
+				progress "$dev write_bw -q $q $m: ${v:-failed} MB/s, ${r:-no} x q1"
+			done
+		done
+		unset qbw
 	fi
 	unset ok bad
 done

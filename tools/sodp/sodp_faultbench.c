@@ -2,33 +2,46 @@
 /*
  * sodp_faultbench: the cost of one ODP fault, seen by the requester.
  *
- * For one device (SODP_DEVICE) and one KIND, registers a fresh region as
- * an ODP MR and issues N 8-byte RDMA READs of it, one at a time (post,
- * wait for the completion), each to a distinct page STRIDE bytes apart:
- * once cold (nothing mirrored), then the same N READs again warm. A READ,
- * not a WRITE: its completion needs the responder's data, so it includes
- * the responder's fault (siw completes a WRITE once TCP has it). The
- * sodp counters of the MR ("rdma statistic show mr": page_faults,
+ * For one device (SODP_DEVICE) and one KIND, registers a fresh region of
+ * N 2 MiB chunks (2 MiB aligned) as an ODP MR and issues N 8-byte RDMA
+ * READs of it, one at a time (post, wait for the completion), one at the
+ * start of each chunk: once cold (nothing mirrored), then the same N
+ * READs again warm. A READ, not a WRITE: its completion needs the
+ * responder's data, so it includes the responder's fault (siw completes
+ * a WRITE once TCP has it). Each READ lands in a chunk no earlier READ
+ * touched, so no fault finds its pages mirrored by an earlier one, and
+ * every fault pays the same per-chunk cost (the mirror table's chunk).
+ * The sodp counters of the MR ("rdma statistic show mr": page_faults,
  * pages_faulted) before and after each pass say how many faults really
  * happened; the figure is
  *
- *   (cold - warm) / faults   microseconds per fault
+ *   (cold - warm) / N   microseconds per fault
  *
- * KIND is one of
- *   page    never-touched anonymous memory, stride 4 KiB: each READ faults
- *           one page in (allocation, mapping, mirroring);
- *   window  memory the CPU wrote first (present, not mirrored), stride
- *           fault_around_pages pages: each fault mirrors a whole window;
- *   huge    MADV_HUGEPAGE memory the CPU wrote first (THP where the kernel
- *           gave them: AnonHugePages is printed), stride 2 MiB: each fault
- *           mirrors a 2 MiB huge page.
+ * and it is printed only if the counters prove that the cold pass took
+ * exactly N faults that mirrored exactly N x PAGES pages, the warm pass
+ * none, every byte was right and cold > warm; else "invalid".
+ *
+ * KIND is one of (PAGES: what one fault must mirror)
+ *   page    never-touched anonymous memory, MADV_NOHUGEPAGE: each READ
+ *           faults its page in (a read fault maps the zero page); no
+ *           neighbour is present, so fault-around mirrors nothing more
+ *           (PAGES 1);
+ *   window  MADV_NOHUGEPAGE memory whose first fault_around_pages pages
+ *           of each chunk the CPU wrote first (present, not mirrored):
+ *           each fault mirrors that window (PAGES fault_around_pages);
+ *   huge    MADV_HUGEPAGE memory the CPU wrote first (AnonHugePages is
+ *           printed): each fault mirrors a 2 MiB THP (PAGES 512).
+ *
+ * Without MADV_NOHUGEPAGE the first two would measure THPs (and the huge
+ * zero page), with THP "always" as in the guests.
  *
  * Every READ's 8 bytes are checked: zeros for page, the CPU's pattern for
  * the others. One line for the bench scripts:
- *   fault KIND N FAULTS PAGES COLD_US WARM_US US_PER_FAULT BAD
+ *   fault KIND N FAULTS PAGES WANT COLD_US WARM_US US_PER_FAULT BAD
  * FAULTS and PAGES the page_faults and pages_faulted of the cold pass,
- * COLD_US and WARM_US the passes' times, BAD wrong bytes over both passes.
- * Not a test: compare only within one run.
+ * WANT the pages it must have mirrored (N x PAGES), COLD_US and WARM_US
+ * the passes' times, US_PER_FAULT a number or "invalid", BAD wrong bytes
+ * over both passes. Not a test: compare only within one run.
  *
  * Usage: SODP_DEVICE=dev sodp_faultbench page|window|huge [N]
  */
@@ -120,54 +133,69 @@ static double pass(struct sodp_pair *pair, uint8_t *local, uint32_t lkey,
 	return t;
 }
 
+/* The CPU's part of KIND: what it writes first, the madvise() it needs. */
+static int prepare(uint8_t *remote, size_t n, size_t pages, bool huge)
+{
+	size_t c, off;
+
+	if (madvise(remote, n * HUGE_SZ, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) {
+		perror("madvise");
+		return -1;
+	}
+	if (!pages)
+		return 0;
+	for (c = 0; c < n; c++)
+		for (off = 0; off < pages * 4096; off += 4096)
+			sodp_pattern_fill(remote + c * HUGE_SZ + off, 4096, SEED,
+					  c * HUGE_SZ + off);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *name = getenv("SODP_DEVICE"), *kind;
+	const char *name = getenv("SODP_DEVICE"), *kind, *why = NULL;
 	struct sodp_mr_stats s0, s1, s2;
-	size_t n = 256, stride, len, bad = 0, i;
+	size_t n = 256, pages, len, bad = 0;
+	uint64_t faults, mirrored, warm_faults;
 	struct ibv_mr *lmr, *rmr;
 	uint8_t *local, *raw, *remote;
 	long thp0 = -1, thp1 = -1;
 	struct sodp_pair pair;
 	struct sodp_dev dev;
 	double cold, warm;
-	uint64_t faults;
-	bool zeros;
+	char us[32];
+	bool fresh, huge;
 
 	kind = argc > 1 ? argv[1] : "";
 	if (argc > 2)
 		n = strtoul(argv[2], NULL, 0);
 	if (!strcmp(kind, "page"))
-		stride = 4096;
+		pages = 1;
 	else if (!strcmp(kind, "window"))
-		stride = fault_around() * 4096;
+		pages = fault_around();
 	else if (!strcmp(kind, "huge"))
-		stride = HUGE_SZ;
+		pages = HUGE_SZ / 4096;
 	else
-		stride = 0;
-	if (!name || !stride || !n) {
+		pages = 0;
+	if (!name || !pages || !n) {
 		fprintf(stderr, "usage: SODP_DEVICE=dev %s page|window|huge [N]\n",
 			argv[0]);
 		return 2;
 	}
-	zeros = stride == 4096;
-	len = n * stride;
+	fresh = !strcmp(kind, "page");
+	huge = !strcmp(kind, "huge");
+	len = n * HUGE_SZ;
 
 	raw = sodp_map_anon(len + HUGE_SZ);
 	local = sodp_map_anon(n * 8);
 	if (!raw || !local)
 		return 1;
 	remote = (uint8_t *)(((uintptr_t)raw + HUGE_SZ - 1) & ~(HUGE_SZ - 1));
-	if (stride == HUGE_SZ) {
-		if (madvise(remote, len, MADV_HUGEPAGE))
-			perror("madvise(MADV_HUGEPAGE)");
-		thp0 = anon_huge_kb();
-	}
-	if (!zeros)
-		for (i = 0; i < len; i += 4096)
-			sodp_pattern_fill(remote + i, 4096, SEED, i);
-	if (stride == HUGE_SZ)
-		thp1 = anon_huge_kb();
+	thp0 = anon_huge_kb();
+	/* page: nothing written, the READs must return zeros */
+	if (prepare(remote, n, fresh ? 0 : pages, huge))
+		return 1;
+	thp1 = anon_huge_kb();
 
 	if (sodp_dev_open(&dev, name) || sodp_pair_connect(&dev, &pair))
 		return 1;
@@ -179,29 +207,43 @@ int main(int argc, char **argv)
 
 	if (sodp_mr_stats_get(name, rmr->lkey, &s0))
 		return 1;
-	cold = pass(&pair, local, lmr->lkey, remote, rmr->rkey, n, stride,
-		    zeros, &bad);
+	cold = pass(&pair, local, lmr->lkey, remote, rmr->rkey, n, HUGE_SZ,
+		    fresh, &bad);
 	if (cold < 0 || sodp_mr_stats_get(name, rmr->lkey, &s1))
 		return 1;
-	warm = pass(&pair, local, lmr->lkey, remote, rmr->rkey, n, stride,
-		    zeros, &bad);
+	warm = pass(&pair, local, lmr->lkey, remote, rmr->rkey, n, HUGE_SZ,
+		    fresh, &bad);
 	if (warm < 0 || sodp_mr_stats_get(name, rmr->lkey, &s2))
 		return 1;
 
 	faults = s1.page_faults - s0.page_faults;
-	if (stride == HUGE_SZ)
-		printf("# AnonHugePages %ld -> %ld kB (%zu MiB)\n",
-		       thp0, thp1, len >> 20);
+	mirrored = s1.pages_faulted - s0.pages_faulted;
+	warm_faults = s2.page_faults - s1.page_faults;
+	if (faults != n)
+		why = "cold faults != N";
+	else if (mirrored != n * pages)
+		why = "pages mirrored != N x PAGES";
+	else if (warm_faults)
+		why = "warm pass faulted";
+	else if (bad)
+		why = "wrong bytes";
+	else if (cold <= warm)
+		why = "cold not slower than warm";
+	if (why)
+		snprintf(us, sizeof(us), "invalid");
+	else
+		snprintf(us, sizeof(us), "%.2f", (cold - warm) / n);
+
+	printf("# AnonHugePages %ld -> %ld kB (%zu MiB)\n", thp0, thp1,
+	       len >> 20);
 	/* cold/warm us, cold faults/pages mirrored/warm faults */
-	printf("# %s %s: %zu READs %zu B apart: %.0f/%.0f us, %llu/%llu/%llu\n",
-	       name, kind, n, stride, cold, warm,
-	       (unsigned long long)faults,
-	       (unsigned long long)(s1.pages_faulted - s0.pages_faulted),
-	       (unsigned long long)(s2.page_faults - s1.page_faults));
-	printf("fault %s %zu %llu %llu %.0f %.0f %.2f %zu\n", kind, n,
-	       (unsigned long long)faults,
-	       (unsigned long long)(s1.pages_faulted - s0.pages_faulted),
-	       cold, warm, faults ? (cold - warm) / faults : 0.0, bad);
+	printf("# %s %s: %zu READs: %.0f/%.0f us, %llu/%llu/%llu (want %zu/%zu/0)%s%s\n",
+	       name, kind, n, cold, warm, (unsigned long long)faults,
+	       (unsigned long long)mirrored, (unsigned long long)warm_faults,
+	       n, n * pages, why ? ": invalid, " : "", why ? why : "");
+	printf("fault %s %zu %llu %llu %zu %.0f %.0f %s %zu\n", kind, n,
+	       (unsigned long long)faults, (unsigned long long)mirrored,
+	       n * pages, cold, warm, us, bad);
 
 	sodp_mr_dereg(&rmr);
 	sodp_mr_dereg(&lmr);
@@ -209,5 +251,5 @@ int main(int argc, char **argv)
 	sodp_dev_close(&dev);
 	sodp_unmap(local, n * 8);
 	sodp_unmap(raw, len + HUGE_SZ);
-	return bad ? 3 : 0;
+	return bad ? 3 : why ? 4 : 0;
 }
