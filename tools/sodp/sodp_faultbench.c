@@ -3,23 +3,27 @@
  * sodp_faultbench: the cost of one ODP fault, seen by the requester.
  *
  * For one device (SODP_DEVICE) and one KIND, registers a fresh region of
- * N 2 MiB chunks (2 MiB aligned) as an ODP MR and issues N 8-byte RDMA
- * READs of it, one at a time (post, wait for the completion), one at the
- * start of each chunk: once cold (nothing mirrored), then the same N
- * READs again warm. A READ, not a WRITE: its completion needs the
- * responder's data, so it includes the responder's fault (siw completes
- * a WRITE once TCP has it). Each READ lands in a chunk no earlier READ
- * touched, so no fault finds its pages mirrored by an earlier one, and
- * every fault pays the same per-chunk cost (the mirror table's chunk).
- * The sodp counters of the MR ("rdma statistic show mr": page_faults,
- * pages_faulted) before and after each pass say how many faults really
- * happened; the figure is
+ * N 2 MiB chunks (2 MiB aligned) as an ODP MR and issues 2N 8-byte RDMA
+ * READs of it, one at a time (post, spin for the completion): for each
+ * chunk, a cold READ of its first byte (nothing of the chunk mirrored),
+ * then at once the same READ warm. A READ, not a WRITE: its completion
+ * needs the responder's data, so it includes the responder's fault (siw
+ * completes a WRITE once TCP has it). Each cold READ lands in a chunk no
+ * earlier READ touched, so no fault finds its pages mirrored by an
+ * earlier one, and every fault pays the same per-chunk cost (the mirror
+ * table's chunk). The figure is
  *
- *   (cold - warm) / N   microseconds per fault
+ *   median over the chunks of (cold READ - warm READ)   us per fault
  *
- * and it is printed only if the counters prove that the cold pass took
- * exactly N faults that mirrored exactly N x PAGES pages, the warm pass
- * none, every byte was right and cold > warm; else "invalid".
+ * a difference of two READs a few microseconds apart, so that the load
+ * of the machine, which moves a TCG guest's timings by milliseconds over
+ * a run, cancels. The sodp counters of the MR ("rdma statistic show
+ * mr": page_faults, pages_faulted) before and after the READs, and after
+ * an untimed check pass over all chunks, prove what happened: the figure
+ * is printed only if the READs took exactly N faults (every cold READ
+ * needs one, so the warm ones took none) that mirrored exactly N x PAGES
+ * pages, the check pass none, every byte was right and the median is
+ * above 0; else "invalid".
  *
  * KIND is one of (PAGES: what one fault must mirror)
  *   page    never-touched anonymous memory, MADV_NOHUGEPAGE: each READ
@@ -38,10 +42,10 @@
  * Every READ's 8 bytes are checked: zeros for page, the CPU's pattern for
  * the others. One line for the bench scripts:
  *   fault KIND N FAULTS PAGES WANT COLD_US WARM_US US_PER_FAULT BAD
- * FAULTS and PAGES the page_faults and pages_faulted of the cold pass,
- * WANT the pages it must have mirrored (N x PAGES), COLD_US and WARM_US
- * the passes' times, US_PER_FAULT a number or "invalid", BAD wrong bytes
- * over both passes. Not a test: compare only within one run.
+ * FAULTS and PAGES the page_faults and pages_faulted of the 2N READs,
+ * WANT the pages they must have mirrored (N x PAGES), COLD_US and WARM_US
+ * the median cold and warm READ, US_PER_FAULT a number or "invalid", BAD
+ * wrong bytes over all READs. Not a test: compare only within one run.
  *
  * Usage: SODP_DEVICE=dev sodp_faultbench page|window|huge [N]
  */
@@ -49,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -100,37 +105,64 @@ static long anon_huge_kb(void)
 }
 
 /*
- * One pass: @n READs of 8 bytes at @remote + i * @stride into @local + 8i,
- * one at a time. Microseconds, or < 0. Adds the wrong bytes to *@bad.
+ * One 8-byte READ of @raddr into @local, waited for by spinning (no
+ * sleep: a nanosleep() in a TCG guest takes longer than a fault).
+ * Microseconds, or < 0.
  */
-static double pass(struct sodp_pair *pair, uint8_t *local, uint32_t lkey,
-		   const uint8_t *remote, uint32_t rkey, size_t n,
-		   size_t stride, bool zeros, size_t *bad)
+static double read_one(struct sodp_pair *pair, uint8_t *local, uint32_t lkey,
+		       uint64_t raddr, uint32_t rkey)
 {
+	double t0 = now_us(), t;
 	struct ibv_wc wc;
-	double t0, t;
-	size_t i, j;
+	int n;
 
-	memset(local, 0xa5, n * 8);
-	t0 = now_us();
-	for (i = 0; i < n; i++) {
-		if (sodp_post_rdma(&pair->cli, IBV_WR_RDMA_READ, i,
-				   local + i * 8, 8, lkey,
-				   (uintptr_t)remote + i * stride, rkey, 0) ||
-		    sodp_poll_one(pair->cli.scq, &wc, 30000))
-			return -1;
-		if (wc.status != IBV_WC_SUCCESS) {
-			fprintf(stderr, "READ %zu: %s\n", i,
-				ibv_wc_status_str(wc.status));
+	if (sodp_post_rdma(&pair->cli, IBV_WR_RDMA_READ, raddr, local, 8,
+			   lkey, raddr, rkey, 0))
+		return -1;
+	for (;;) {
+		n = ibv_poll_cq(pair->cli.scq, 1, &wc);
+		t = now_us() - t0;
+		if (n)
+			break;
+		if (t > 30e6) {
+			fprintf(stderr, "READ of 0x%llx: no completion in 30 s\n",
+				(unsigned long long)raddr);
 			return -1;
 		}
+		sched_yield();
 	}
-	t = now_us() - t0;
+	if (n < 0 || wc.status != IBV_WC_SUCCESS) {
+		fprintf(stderr, "READ of 0x%llx: %s\n",
+			(unsigned long long)raddr,
+			n < 0 ? "poll failed" : ibv_wc_status_str(wc.status));
+		return -1;
+	}
+	return t;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Wrong bytes among the @n 8-byte READs of chunk i at @local + i * @step. */
+static size_t check(const uint8_t *local, size_t n, size_t step, bool zeros)
+{
+	size_t i, j, bad = 0;
+
 	for (i = 0; i < n; i++)
 		for (j = 0; j < 8; j++)
-			*bad += local[i * 8 + j] !=
-				(zeros ? 0 : sodp_pattern_byte(SEED, i * stride + j));
-	return t;
+			bad += local[i * step + j] !=
+			       (zeros ? 0 : sodp_pattern_byte(SEED, i * HUGE_SZ + j));
+	return bad;
 }
 
 /* The CPU's part of KIND: what it writes first, the madvise() it needs. */
@@ -155,14 +187,15 @@ int main(int argc, char **argv)
 {
 	const char *name = getenv("SODP_DEVICE"), *kind, *why = NULL;
 	struct sodp_mr_stats s0, s1, s2;
-	size_t n = 256, pages, len, bad = 0;
+	double *cold, *warm, *diff, mcold, mwarm, mdiff;
+	size_t n = 256, pages, len, bad, i;
 	uint64_t faults, mirrored, warm_faults;
 	struct ibv_mr *lmr, *rmr;
 	uint8_t *local, *raw, *remote;
 	long thp0 = -1, thp1 = -1;
 	struct sodp_pair pair;
 	struct sodp_dev dev;
-	double cold, warm;
+	uint64_t raddr;
 	char us[32];
 	bool fresh, huge;
 
@@ -187,8 +220,11 @@ int main(int argc, char **argv)
 	len = n * HUGE_SZ;
 
 	raw = sodp_map_anon(len + HUGE_SZ);
-	local = sodp_map_anon(n * 8);
-	if (!raw || !local)
+	local = sodp_map_anon(n * 16);
+	cold = calloc(n, sizeof(*cold));
+	warm = calloc(n, sizeof(*warm));
+	diff = calloc(n, sizeof(*diff));
+	if (!raw || !local || !cold || !warm || !diff)
 		return 1;
 	remote = (uint8_t *)(((uintptr_t)raw + HUGE_SZ - 1) & ~(HUGE_SZ - 1));
 	thp0 = anon_huge_kb();
@@ -199,22 +235,44 @@ int main(int argc, char **argv)
 
 	if (sodp_dev_open(&dev, name) || sodp_pair_connect(&dev, &pair))
 		return 1;
-	lmr = sodp_mr_reg(&dev, local, n * 8, SODP_ACCESS_RW);
+	lmr = sodp_mr_reg(&dev, local, n * 16, SODP_ACCESS_RW);
 	rmr = sodp_mr_reg(&dev, remote, len,
 			  SODP_ACCESS_RW | IBV_ACCESS_ON_DEMAND);
 	if (!lmr || !rmr)
 		return 1;
 
+	/*
+	 * Chunk i cold, then at once chunk i warm: the pair's difference is
+	 * the fault, whatever the load does to the guest over the whole run.
+	 */
 	if (sodp_mr_stats_get(name, rmr->lkey, &s0))
 		return 1;
-	cold = pass(&pair, local, lmr->lkey, remote, rmr->rkey, n, HUGE_SZ,
-		    fresh, &bad);
-	if (cold < 0 || sodp_mr_stats_get(name, rmr->lkey, &s1))
+	memset(local, 0xa5, n * 16);
+	for (i = 0; i < n; i++) {
+		raddr = (uintptr_t)remote + i * HUGE_SZ;
+		cold[i] = read_one(&pair, local + i * 16, lmr->lkey, raddr,
+				   rmr->rkey);
+		warm[i] = read_one(&pair, local + i * 16 + 8, lmr->lkey, raddr,
+				   rmr->rkey);
+		if (cold[i] < 0 || warm[i] < 0)
+			return 1;
+		diff[i] = cold[i] - warm[i];
+	}
+	if (sodp_mr_stats_get(name, rmr->lkey, &s1))
 		return 1;
-	warm = pass(&pair, local, lmr->lkey, remote, rmr->rkey, n, HUGE_SZ,
-		    fresh, &bad);
-	if (warm < 0 || sodp_mr_stats_get(name, rmr->lkey, &s2))
+	bad = check(local, n, 16, fresh) + check(local + 8, n, 16, fresh);
+	/* Untimed: all chunks again, still mirrored. */
+	memset(local, 0xa5, n * 16);
+	for (i = 0; i < n; i++)
+		if (read_one(&pair, local + i * 16, lmr->lkey,
+			     (uintptr_t)remote + i * HUGE_SZ, rmr->rkey) < 0)
+			return 1;
+	if (sodp_mr_stats_get(name, rmr->lkey, &s2))
 		return 1;
+	bad += check(local, n, 16, fresh);
+	mcold = median(cold, n);
+	mwarm = median(warm, n);
+	mdiff = median(diff, n);
 
 	faults = s1.page_faults - s0.page_faults;
 	mirrored = s1.pages_faulted - s0.pages_faulted;
@@ -224,32 +282,35 @@ int main(int argc, char **argv)
 	else if (mirrored != n * pages)
 		why = "pages mirrored != N x PAGES";
 	else if (warm_faults)
-		why = "warm pass faulted";
+		why = "check pass faulted";
 	else if (bad)
 		why = "wrong bytes";
-	else if (cold <= warm)
-		why = "cold not slower than warm";
+	else if (mdiff <= 0)
+		why = "median cold - warm <= 0";
 	if (why)
 		snprintf(us, sizeof(us), "invalid");
 	else
-		snprintf(us, sizeof(us), "%.2f", (cold - warm) / n);
+		snprintf(us, sizeof(us), "%.2f", mdiff);
 
 	printf("# AnonHugePages %ld -> %ld kB (%zu MiB)\n", thp0, thp1,
 	       len >> 20);
-	/* cold/warm us, cold faults/pages mirrored/warm faults */
-	printf("# %s %s: %zu READs: %.0f/%.0f us, %llu/%llu/%llu (want %zu/%zu/0)%s%s\n",
-	       name, kind, n, cold, warm, (unsigned long long)faults,
+	/* median cold/warm us, faults/pages mirrored/faults of the check */
+	printf("# %s %s: %zu READs: %.1f/%.1f us, %llu/%llu/%llu (want %zu/%zu/0)%s%s\n",
+	       name, kind, n, mcold, mwarm, (unsigned long long)faults,
 	       (unsigned long long)mirrored, (unsigned long long)warm_faults,
 	       n, n * pages, why ? ": invalid, " : "", why ? why : "");
-	printf("fault %s %zu %llu %llu %zu %.0f %.0f %s %zu\n", kind, n,
+	printf("fault %s %zu %llu %llu %zu %.1f %.1f %s %zu\n", kind, n,
 	       (unsigned long long)faults, (unsigned long long)mirrored,
-	       n * pages, cold, warm, us, bad);
+	       n * pages, mcold, mwarm, us, bad);
 
 	sodp_mr_dereg(&rmr);
 	sodp_mr_dereg(&lmr);
 	sodp_pair_destroy(&pair);
 	sodp_dev_close(&dev);
-	sodp_unmap(local, n * 8);
+	sodp_unmap(local, n * 16);
+	free(diff);
+	free(warm);
+	free(cold);
 	sodp_unmap(raw, len + HUGE_SZ);
 	return bad ? 3 : why ? 4 : 0;
 }
