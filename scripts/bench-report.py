@@ -408,19 +408,30 @@ def fault_table(out, rows):
     if not sel:
         return
     out.append("## Fault cost (sodp_faultbench)\n")
-    out.append("N 8-byte RDMA READs of a fresh ODP MR, one at a time, each "
-               "to its own fresh 2 MiB chunk (page: never touched, "
-               "MADV_NOHUGEPAGE; window: a fault-around window written by "
-               "the CPU first, MADV_NOHUGEPAGE; huge: a THP written by the "
-               "CPU first), cold minus the same READs warm, divided by N. "
+    out.append("Per kind, N 8-byte RDMA READs of a fresh ODP MR, one at a "
+               "time, each to its own fresh 2 MiB chunk (page: never "
+               "touched, MADV_NOHUGEPAGE; window: a fault-around window "
+               "written by the CPU first, MADV_NOHUGEPAGE; huge: a THP "
+               "written by the CPU first), each followed at once by the "
+               "same READ warm. "
                "\"invalid\": sodp's MR counters did not show exactly N "
                "faults mirroring the wanted pages (and none warm), or a "
-               "byte was wrong; no figure is claimed then.\n")
+               "byte was wrong; no figure is claimed then. READ cold, "
+               "READ warm: the median READs (us); us/fault: the median of "
+               "the per-chunk differences; x page: us/fault over the page "
+               "kind's, same device and run (the kinds take turns chunk "
+               "by chunk, so this ratio is the figure to compare).\n")
     out.append("| kernel | device | kind | N | faults | pages mirrored | "
-               "pages wanted | us/fault | data verified |")
-    out.append("|---|---|---|---|---|---|---|---|---|")
+               "pages wanted | READ cold | READ warm | us/fault | "
+               "x page | data verified |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k in sorted(sel):
         d = sel[k]
+        page = sel.get((k[0], k[1], "page", k[3]), {}).get("us")
+        us = d.get("us")
+        rel = "-"
+        if page and us and page["value"] and us["value"] is not None:
+            rel = "%.2f" % (us["value"] / page["value"])
 
         def val(fig):
             r = d.get(fig)
@@ -428,12 +439,15 @@ def fault_table(out, rows):
                 return "-"
             if r["value"] is None:
                 return r["raw"] or "-"
-            return fmt(r["value"]) if fig == "us" else "%d" % r["value"]
+            if fig in ("us", "cold", "warm"):
+                return fmt(r["value"], "us")
+            return "%d" % r["value"]
         v = d.get("us", {}).get("verified", "-")
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            k[0], k[1], k[2], k[3], val("faults"), val("pages"),
-            val("want"), val("us"),
-            "yes" if v == "yes" else "**%s**" % v))
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | "
+                   "%s | %s |" % (
+                       k[0], k[1], k[2], k[3], val("faults"), val("pages"),
+                       val("want"), val("cold"), val("warm"), val("us"),
+                       rel, "yes" if v == "yes" else "**%s**" % v))
     out.append("")
 
 

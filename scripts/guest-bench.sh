@@ -38,13 +38,14 @@
 #     of SODP_BENCH_INVAL_MIB MiB (default 1024) under a live, mirrored
 #     ODP MR vs with no MR (cases move_pages, munmap; modes odp, none).
 #  5. Fault cost (sodp_faultbench, sodp only, SODP_BENCH_FAULT=0 skips it):
-#     us per fault of N cold 8-byte READs, one per fresh 2 MiB chunk,
-#     minus the same READs warm, divided by N, per kind (page: a fresh
-#     4 KiB page; window: a fault-around window of present pages; huge: a
-#     THP). Cases fault_KIND (us/fault, or "invalid" unless sodp's MR
-#     counters prove one fault per READ mirroring the kind's pages),
-#     fault_KIND_faults, fault_KIND_pages and fault_KIND_want (the counts
-#     and the pages the READs had to mirror).
+#     median over N fresh 2 MiB chunks of a cold 8-byte READ minus the
+#     same READ warm, per kind (page: a fresh 4 KiB page; window: a
+#     fault-around window of present pages; huge: a THP), the kinds
+#     taking turns in one run. Cases fault_KIND (us/fault, or "invalid"
+#     unless sodp's MR counters prove one fault per chunk mirroring the
+#     kind's pages), fault_KIND_faults, fault_KIND_pages and
+#     fault_KIND_want (the counts and the pages the READs had to mirror),
+#     fault_KIND_cold and fault_KIND_warm (median READs, us).
 #  6. QP scaling (SODP_BENCH_QPS=0 skips it): ib_write_bw -q 1, 2, 4 at
 #     SODP_BENCH_QSIZE (64 KiB), pinned and odp, cases write_bw_qN (MB/s)
 #     and write_bw_qN_per_q1 (ratio to -q 1 of the same mode and run).
@@ -286,30 +287,34 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 			done <"$log/reg"
 		done
 	fi
-	# Fault cost (sodp_faultbench): us per fault of N cold 8-byte READs,
-	# one per fresh 2 MiB chunk, minus the same READs warm, divided by N;
-	# "invalid" unless sodp's MR counters saw exactly N faults mirroring
-	# N x the kind's pages, the warm pass none and every byte was right.
+	# Fault cost (sodp_faultbench, all kinds in one run, taking turns):
+	# the median of cold minus warm 8-byte READs, one pair per fresh
+	# 2 MiB chunk; "invalid" unless sodp's MR counters saw exactly N
+	# faults mirroring N x the kind's pages, and every byte was right.
 	if [ "${SODP_BENCH_FAULT:-1}" != 0 ] && [ -d /sys/module/sodp ]; then
 		pin_mode pinned
-		for k in ${SODP_BENCH_FAULT_KINDS:-page window huge}; do
-			progress "$dev fault cost: $k"
-			SODP_DEVICE=$dev timeout 300 "$bin/sodp_faultbench" $k \
-				"${SODP_BENCH_FAULT_N:-256}" >"$log/fault" 2>&1
-			sed -n 's/^# //p' "$log/fault" >&2
-			grep -v -E '^(fault|#) ' "$log/fault" >&2
-			# fault KIND N FAULTS PAGES WANT COLD_US WARM_US US_PER_FAULT BAD
-			awk '$1 == "fault"' "$log/fault" |
-			while read -r _ kk n nf np want _ _ us nbad; do
+		kinds=${SODP_BENCH_FAULT_KINDS:-page window huge}
+		progress "$dev fault cost: $kinds"
+		# shellcheck disable=SC2086
+		SODP_DEVICE=$dev timeout 600 "$bin/sodp_faultbench" $kinds \
+			"${SODP_BENCH_FAULT_N:-256}" >"$log/fault" 2>&1
+		sed -n 's/^# //p' "$log/fault" >&2
+		grep -v -E '^(fault|#) ' "$log/fault" >&2
+		# fault KIND N FAULTS PAGES WANT COLD_US WARM_US US_PER_FAULT BAD
+		for k in $kinds; do
+			awk -v k="$k" '$1 == "fault" && $2 == k' "$log/fault" |
+			while read -r _ _ n nf np want cold warm us nbad; do
 				verified=yes
 				[ "$nbad" = 0 ] || verified="no(bad=$nbad)"
-				row "fault_$kk" "$n" odp 1 "$us" us/fault "$verified"
-				row "fault_${kk}_faults" "$n" odp 1 "$nf" faults "$verified"
-				row "fault_${kk}_pages" "$n" odp 1 "$np" pages "$verified"
-				row "fault_${kk}_want" "$n" odp 1 "$want" pages "$verified"
-				progress "$dev fault $kk: $us us/fault, $nf faults, $np pages (want $n, $want)"
+				row "fault_$k" "$n" odp 1 "$us" us/fault "$verified"
+				row "fault_${k}_faults" "$n" odp 1 "$nf" faults "$verified"
+				row "fault_${k}_pages" "$n" odp 1 "$np" pages "$verified"
+				row "fault_${k}_want" "$n" odp 1 "$want" pages "$verified"
+				row "fault_${k}_cold" "$n" odp 1 "$cold" us "$verified"
+				row "fault_${k}_warm" "$n" odp 1 "$warm" us "$verified"
+				progress "$dev fault $k: $us us/fault (median READ cold $cold, warm $warm us), $nf faults, $np pages (want $n, $want)"
 			done
-			grep -q '^fault ' "$log/fault" ||
+			grep -q "^fault $k " "$log/fault" ||
 				row "fault_$k" "${SODP_BENCH_FAULT_N:-256}" odp 1 invalid \
 					us/fault error
 		done

@@ -2,13 +2,15 @@
 /*
  * sodp_faultbench: the cost of one ODP fault, seen by the requester.
  *
- * For one device (SODP_DEVICE) and one KIND, registers a fresh region of
- * N 2 MiB chunks (2 MiB aligned) as an ODP MR and issues 2N 8-byte RDMA
- * READs of it, one at a time (post, spin for the completion): for each
- * chunk, a cold READ of its first byte (nothing of the chunk mirrored),
- * then at once the same READ warm. A READ, not a WRITE: its completion
- * needs the responder's data, so it includes the responder's fault (siw
- * completes a WRITE once TCP has it). Each cold READ lands in a chunk no
+ * For one device (SODP_DEVICE) and each KIND given, registers a fresh
+ * region of N 2 MiB chunks (2 MiB aligned) as an ODP MR and issues 2N
+ * 8-byte RDMA READs of it, one at a time (post, spin for the
+ * completion): for each chunk, a cold READ of its first byte (nothing of
+ * the chunk mirrored), then at once the same READ warm. The kinds take
+ * turns chunk by chunk, so that a change of the machine's load over the
+ * run moves them alike and their ratios compare like with like. A READ,
+ * not a WRITE: its completion needs the responder's data, so it includes
+ * the responder's fault (siw completes a WRITE once TCP has it). Each cold READ lands in a chunk no
  * earlier READ touched, so no fault finds its pages mirrored by an
  * earlier one, and every fault pays the same per-chunk cost (the mirror
  * table's chunk). The figure is
@@ -40,14 +42,14 @@
  * zero page), with THP "always" as in the guests.
  *
  * Every READ's 8 bytes are checked: zeros for page, the CPU's pattern for
- * the others. One line for the bench scripts:
+ * the others. One line per KIND for the bench scripts:
  *   fault KIND N FAULTS PAGES WANT COLD_US WARM_US US_PER_FAULT BAD
  * FAULTS and PAGES the page_faults and pages_faulted of the 2N READs,
  * WANT the pages they must have mirrored (N x PAGES), COLD_US and WARM_US
  * the median cold and warm READ, US_PER_FAULT a number or "invalid", BAD
  * wrong bytes over all READs. Not a test: compare only within one run.
  *
- * Usage: SODP_DEVICE=dev sodp_faultbench page|window|huge [N]
+ * Usage: SODP_DEVICE=dev sodp_faultbench {page|window|huge}... [N]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -61,6 +63,7 @@
 
 #define SEED	0x6661756c74ull
 #define HUGE_SZ	(2ul << 20)
+#define MAX_KINDS 3
 #define FA_PARAM "/sys/module/sodp/parameters/fault_around_pages"
 
 static double now_us(void)
@@ -183,107 +186,66 @@ static int prepare(uint8_t *remote, size_t n, size_t pages, bool huge)
 	return 0;
 }
 
-int main(int argc, char **argv)
-{
-	const char *name = getenv("SODP_DEVICE"), *kind, *why = NULL;
-	struct sodp_mr_stats s0, s1, s2;
-	double *cold, *warm, *diff, mcold, mwarm, mdiff;
-	size_t n = 256, pages, len, bad, i;
-	uint64_t faults, mirrored, warm_faults;
-	struct ibv_mr *lmr, *rmr;
-	uint8_t *local, *raw, *remote;
-	long thp0 = -1, thp1 = -1;
-	struct sodp_pair pair;
-	struct sodp_dev dev;
-	uint64_t raddr;
-	char us[32];
+/* One KIND: its region, its MR and its READs' times. */
+struct kind {
+	const char *name;
+	size_t pages;		/* what one fault must mirror */
 	bool fresh, huge;
+	uint8_t *raw, *remote;
+	struct ibv_mr *mr;
+	long thp0, thp1;
+	struct sodp_mr_stats s0, s1, s2;
+	double *cold, *warm, *diff;
+	size_t bad;
+};
 
-	kind = argc > 1 ? argv[1] : "";
-	if (argc > 2)
-		n = strtoul(argv[2], NULL, 0);
-	if (!strcmp(kind, "page"))
-		pages = 1;
-	else if (!strcmp(kind, "window"))
-		pages = fault_around();
-	else if (!strcmp(kind, "huge"))
-		pages = HUGE_SZ / 4096;
+static int kind_init(struct kind *k, const char *name, size_t n)
+{
+	k->name = name;
+	k->fresh = !strcmp(name, "page");
+	k->huge = !strcmp(name, "huge");
+	if (k->fresh)
+		k->pages = 1;
+	else if (!strcmp(name, "window"))
+		k->pages = fault_around();
+	else if (k->huge)
+		k->pages = HUGE_SZ / 4096;
 	else
-		pages = 0;
-	if (!name || !pages || !n) {
-		fprintf(stderr, "usage: SODP_DEVICE=dev %s page|window|huge [N]\n",
-			argv[0]);
-		return 2;
-	}
-	fresh = !strcmp(kind, "page");
-	huge = !strcmp(kind, "huge");
-	len = n * HUGE_SZ;
-
-	raw = sodp_map_anon(len + HUGE_SZ);
-	local = sodp_map_anon(n * 16);
-	cold = calloc(n, sizeof(*cold));
-	warm = calloc(n, sizeof(*warm));
-	diff = calloc(n, sizeof(*diff));
-	if (!raw || !local || !cold || !warm || !diff)
-		return 1;
-	remote = (uint8_t *)(((uintptr_t)raw + HUGE_SZ - 1) & ~(HUGE_SZ - 1));
-	thp0 = anon_huge_kb();
+		return -EINVAL;
+	k->raw = sodp_map_anon((n + 1) * HUGE_SZ);
+	k->cold = calloc(n, sizeof(*k->cold));
+	k->warm = calloc(n, sizeof(*k->warm));
+	k->diff = calloc(n, sizeof(*k->diff));
+	if (!k->raw || !k->cold || !k->warm || !k->diff)
+		return -ENOMEM;
+	k->remote = (uint8_t *)(((uintptr_t)k->raw + HUGE_SZ - 1) &
+				~(HUGE_SZ - 1));
+	k->thp0 = anon_huge_kb();
 	/* page: nothing written, the READs must return zeros */
-	if (prepare(remote, n, fresh ? 0 : pages, huge))
-		return 1;
-	thp1 = anon_huge_kb();
+	if (prepare(k->remote, n, k->fresh ? 0 : k->pages, k->huge))
+		return -EIO;
+	k->thp1 = anon_huge_kb();
+	return 0;
+}
 
-	if (sodp_dev_open(&dev, name) || sodp_pair_connect(&dev, &pair))
-		return 1;
-	lmr = sodp_mr_reg(&dev, local, n * 16, SODP_ACCESS_RW);
-	rmr = sodp_mr_reg(&dev, remote, len,
-			  SODP_ACCESS_RW | IBV_ACCESS_ON_DEMAND);
-	if (!lmr || !rmr)
-		return 1;
+/* Prints the kind's lines; 0, 3 (wrong bytes) or 4 (invalid). */
+static int kind_report(struct kind *k, const char *dev, size_t n)
+{
+	uint64_t faults = k->s1.page_faults - k->s0.page_faults;
+	uint64_t mirrored = k->s1.pages_faulted - k->s0.pages_faulted;
+	uint64_t check_faults = k->s2.page_faults - k->s1.page_faults;
+	double mcold = median(k->cold, n), mwarm = median(k->warm, n);
+	double mdiff = median(k->diff, n);
+	const char *why = NULL;
+	char us[32];
 
-	/*
-	 * Chunk i cold, then at once chunk i warm: the pair's difference is
-	 * the fault, whatever the load does to the guest over the whole run.
-	 */
-	if (sodp_mr_stats_get(name, rmr->lkey, &s0))
-		return 1;
-	memset(local, 0xa5, n * 16);
-	for (i = 0; i < n; i++) {
-		raddr = (uintptr_t)remote + i * HUGE_SZ;
-		cold[i] = read_one(&pair, local + i * 16, lmr->lkey, raddr,
-				   rmr->rkey);
-		warm[i] = read_one(&pair, local + i * 16 + 8, lmr->lkey, raddr,
-				   rmr->rkey);
-		if (cold[i] < 0 || warm[i] < 0)
-			return 1;
-		diff[i] = cold[i] - warm[i];
-	}
-	if (sodp_mr_stats_get(name, rmr->lkey, &s1))
-		return 1;
-	bad = check(local, n, 16, fresh) + check(local + 8, n, 16, fresh);
-	/* Untimed: all chunks again, still mirrored. */
-	memset(local, 0xa5, n * 16);
-	for (i = 0; i < n; i++)
-		if (read_one(&pair, local + i * 16, lmr->lkey,
-			     (uintptr_t)remote + i * HUGE_SZ, rmr->rkey) < 0)
-			return 1;
-	if (sodp_mr_stats_get(name, rmr->lkey, &s2))
-		return 1;
-	bad += check(local, n, 16, fresh);
-	mcold = median(cold, n);
-	mwarm = median(warm, n);
-	mdiff = median(diff, n);
-
-	faults = s1.page_faults - s0.page_faults;
-	mirrored = s1.pages_faulted - s0.pages_faulted;
-	warm_faults = s2.page_faults - s1.page_faults;
 	if (faults != n)
-		why = "cold faults != N";
-	else if (mirrored != n * pages)
+		why = "faults != N";
+	else if (mirrored != n * k->pages)
 		why = "pages mirrored != N x PAGES";
-	else if (warm_faults)
+	else if (check_faults)
 		why = "check pass faulted";
-	else if (bad)
+	else if (k->bad)
 		why = "wrong bytes";
 	else if (mdiff <= 0)
 		why = "median cold - warm <= 0";
@@ -292,25 +254,134 @@ int main(int argc, char **argv)
 	else
 		snprintf(us, sizeof(us), "%.2f", mdiff);
 
-	printf("# AnonHugePages %ld -> %ld kB (%zu MiB)\n", thp0, thp1,
-	       len >> 20);
+	printf("# %s %s: AnonHugePages +%ld kB over %zu MiB\n", dev, k->name,
+	       k->thp1 - k->thp0, n * HUGE_SZ >> 20);
 	/* median cold/warm us, faults/pages mirrored/faults of the check */
 	printf("# %s %s: %zu READs: %.1f/%.1f us, %llu/%llu/%llu (want %zu/%zu/0)%s%s\n",
-	       name, kind, n, mcold, mwarm, (unsigned long long)faults,
-	       (unsigned long long)mirrored, (unsigned long long)warm_faults,
-	       n, n * pages, why ? ": invalid, " : "", why ? why : "");
-	printf("fault %s %zu %llu %llu %zu %.1f %.1f %s %zu\n", kind, n,
+	       dev, k->name, n, mcold, mwarm, (unsigned long long)faults,
+	       (unsigned long long)mirrored, (unsigned long long)check_faults,
+	       n, n * k->pages, why ? ": invalid, " : "", why ? why : "");
+	printf("fault %s %zu %llu %llu %zu %.1f %.1f %s %zu\n", k->name, n,
 	       (unsigned long long)faults, (unsigned long long)mirrored,
-	       n * pages, mcold, mwarm, us, bad);
+	       n * k->pages, mcold, mwarm, us, k->bad);
+	return k->bad ? 3 : why ? 4 : 0;
+}
 
-	sodp_mr_dereg(&rmr);
+static void kind_fini(struct kind *k, size_t n)
+{
+	sodp_mr_dereg(&k->mr);
+	sodp_unmap(k->raw, (n + 1) * HUGE_SZ);
+	free(k->diff);
+	free(k->warm);
+	free(k->cold);
+}
+
+int main(int argc, char **argv)
+{
+	const char *name = getenv("SODP_DEVICE"), *names[MAX_KINDS];
+	struct kind kinds[MAX_KINDS] = {};
+	size_t n = 256, nk = 0, i, j;
+	struct sodp_pair pair;
+	struct ibv_mr *lmr;
+	struct sodp_dev dev;
+	uint8_t *local, *l;
+	struct kind *k;
+	uint64_t raddr;
+	int ret = 0, r;
+	char *end;
+
+	for (i = 1; i < (size_t)argc; i++) {
+		unsigned long v = strtoul(argv[i], &end, 0);
+
+		if (*argv[i] && !*end)
+			n = v;
+		else if (nk < MAX_KINDS)
+			names[nk++] = argv[i];
+		else
+			n = 0;
+	}
+	if (!name || !nk || !n) {
+		fprintf(stderr, "usage: SODP_DEVICE=dev %s {page|window|huge}... [N]\n",
+			argv[0]);
+		return 2;
+	}
+	for (j = 0; j < nk; j++) {
+		r = kind_init(&kinds[j], names[j], n);
+		if (r == -EINVAL)
+			fprintf(stderr, "%s: unknown kind %s\n", argv[0], names[j]);
+		if (r)
+			return r == -EINVAL ? 2 : 1;
+	}
+
+	local = sodp_map_anon(nk * n * 16);
+	if (!local || sodp_dev_open(&dev, name) ||
+	    sodp_pair_connect(&dev, &pair))
+		return 1;
+	lmr = sodp_mr_reg(&dev, local, nk * n * 16, SODP_ACCESS_RW);
+	if (!lmr)
+		return 1;
+	for (j = 0; j < nk; j++) {
+		k = &kinds[j];
+		k->mr = sodp_mr_reg(&dev, k->remote, n * HUGE_SZ,
+				    SODP_ACCESS_RW | IBV_ACCESS_ON_DEMAND);
+		if (!k->mr || sodp_mr_stats_get(name, k->mr->lkey, &k->s0))
+			return 1;
+	}
+
+	/*
+	 * Chunk i of each kind cold, then at once the same READ warm: the
+	 * pair's difference is the fault, whatever the load does to the guest
+	 * over the run; the kinds take turns, so that the load moves them
+	 * alike.
+	 */
+	memset(local, 0xa5, nk * n * 16);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < nk; j++) {
+			k = &kinds[j];
+			l = local + (j * n + i) * 16;
+			raddr = (uintptr_t)k->remote + i * HUGE_SZ;
+			k->cold[i] = read_one(&pair, l, lmr->lkey, raddr,
+					      k->mr->rkey);
+			k->warm[i] = read_one(&pair, l + 8, lmr->lkey, raddr,
+					      k->mr->rkey);
+			if (k->cold[i] < 0 || k->warm[i] < 0)
+				return 1;
+			k->diff[i] = k->cold[i] - k->warm[i];
+		}
+	}
+	for (j = 0; j < nk; j++) {
+		k = &kinds[j];
+		l = local + j * n * 16;
+		if (sodp_mr_stats_get(name, k->mr->lkey, &k->s1))
+			return 1;
+		k->bad = check(l, n, 16, k->fresh) +
+			 check(l + 8, n, 16, k->fresh);
+	}
+	/* Untimed: all chunks again, still mirrored. */
+	memset(local, 0xa5, nk * n * 16);
+	for (j = 0; j < nk; j++) {
+		k = &kinds[j];
+		l = local + j * n * 16;
+		for (i = 0; i < n; i++)
+			if (read_one(&pair, l + i * 16, lmr->lkey,
+				     (uintptr_t)k->remote + i * HUGE_SZ,
+				     k->mr->rkey) < 0)
+				return 1;
+		if (sodp_mr_stats_get(name, k->mr->lkey, &k->s2))
+			return 1;
+		k->bad += check(l, n, 16, k->fresh);
+	}
+
+	for (j = 0; j < nk; j++) {
+		r = kind_report(&kinds[j], name, n);
+		if (r > ret)
+			ret = r;
+	}
+	for (j = 0; j < nk; j++)
+		kind_fini(&kinds[j], n);
 	sodp_mr_dereg(&lmr);
 	sodp_pair_destroy(&pair);
 	sodp_dev_close(&dev);
-	sodp_unmap(local, n * 16);
-	free(diff);
-	free(warm);
-	free(cold);
-	sodp_unmap(raw, len + HUGE_SZ);
-	return bad ? 3 : why ? 4 : 0;
+	sodp_unmap(local, nk * n * 16);
+	return ret;
 }
