@@ -108,8 +108,9 @@ static long anon_huge_kb(void)
 }
 
 /*
- * One 8-byte READ of @raddr into @local, waited for by spinning (no
- * sleep: a nanosleep() in a TCG guest takes longer than a fault).
+ * One 8-byte READ of @raddr into @local, waited for by spinning with
+ * sched_yield() (no sleep between polls, whose timer slack would land in
+ * the figure).
  * Microseconds, or < 0.
  */
 static double read_one(struct sodp_pair *pair, uint8_t *local, uint32_t lkey,
