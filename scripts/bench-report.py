@@ -17,7 +17,8 @@ import subprocess
 import sys
 from collections import OrderedDict, defaultdict
 
-CASE_ORDER = ["write_bw", "read_bw", "send_bw", "write_lat", "send_lat"]
+CASE_ORDER = ["write_bw", "read_bw", "send_bw", "write_lat", "send_lat",
+              "write_bw_q1", "write_bw_q2", "write_bw_q4"]
 
 
 def median(v):
@@ -51,6 +52,7 @@ def load(path):
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
+            r["raw"] = r["value"]
             try:
                 r["value"] = float(r["value"]) if r["value"] != "" else None
             except ValueError:
@@ -392,6 +394,99 @@ def plots(d, keys, data):
     return made
 
 
+def fault_table(out, rows):
+    """fault_KIND rows (us per fault) with their fault and page counts."""
+    sel = {}
+    for r in rows:
+        c = r["case"]
+        if not c.startswith("fault_"):
+            continue
+        parts = c.split("_")
+        key = (r["kernel"], r["device"], parts[1], r["size"])
+        fig = parts[2] if len(parts) > 2 else "us"
+        sel.setdefault(key, {})[fig] = r
+    if not sel:
+        return
+    out.append("## Fault cost (sodp_faultbench)\n")
+    out.append("Per kind, N 8-byte RDMA READs of a fresh ODP MR, one at a "
+               "time, each to its own fresh 2 MiB chunk (page: never "
+               "touched, MADV_NOHUGEPAGE; window: a fault-around window "
+               "written by the CPU first, MADV_NOHUGEPAGE; huge: a THP "
+               "written by the CPU first), each followed at once by the "
+               "same READ warm. "
+               "\"invalid\": sodp's MR counters did not show exactly N "
+               "faults mirroring the wanted pages (and none warm), or a "
+               "byte was wrong; no figure is claimed then. READ cold, "
+               "READ warm: the median READs (us); us/fault: the median of "
+               "the per-chunk differences; x page: us/fault over the page "
+               "kind's, same device and run (the kinds take turns chunk "
+               "by chunk, so this ratio is the figure to compare).\n")
+    out.append("| kernel | device | kind | N | faults | pages mirrored | "
+               "pages wanted | READ cold | READ warm | us/fault | "
+               "x page | data verified |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for k in sorted(sel):
+        d = sel[k]
+        page = sel.get((k[0], k[1], "page", k[3]), {}).get("us")
+        us = d.get("us")
+        rel = "-"
+        if page and us and page["value"] and us["value"] is not None:
+            rel = "%.2f" % (us["value"] / page["value"])
+
+        def val(fig):
+            r = d.get(fig)
+            if not r:
+                return "-"
+            if r["value"] is None:
+                return r["raw"] or "-"
+            if fig in ("us", "cold", "warm"):
+                return fmt(r["value"], "us")
+            return "%d" % r["value"]
+        v = d.get("us", {}).get("verified", "-")
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | "
+                   "%s | %s |" % (
+                       k[0], k[1], k[2], k[3], val("faults"), val("pages"),
+                       val("want"), val("cold"), val("warm"), val("us"),
+                       rel, "yes" if v == "yes" else "**%s**" % v))
+    out.append("")
+
+
+def qp_table(out, rows):
+    """write_bw_qN_per_q1 rows: N QPs over 1 QP, same mode, same run."""
+    sel = OrderedDict()
+    qs = set()
+    for r in rows:
+        c = r["case"]
+        if not (c.startswith("write_bw_q") and c.endswith("_per_q1")):
+            continue
+        q = int(c[len("write_bw_q"):-len("_per_q1")])
+        qs.add(q)
+        key = (r["kernel"], r["device"], r["size"], r["mode"])
+        sel.setdefault(key, {})[q] = r
+    if not sel:
+        return
+    qs = sorted(qs)
+    out.append("## QP scaling (ib_write_bw -q N)\n")
+    out.append("Bandwidth with N QPs of one process over one MR divided by "
+               "the 1-QP bandwidth of the same mode, both from the same "
+               "guest run (TCG timings swing 2-3x between runs, so only "
+               "ratios from one run mean anything; one perftest run "
+               "each).\n")
+    out.append("| kernel | device | size | mode | " +
+               " | ".join("q%d/q1" % q for q in qs) + " |")
+    out.append("|---|---|---|---|" + "---|" * len(qs))
+    for k in sorted(sel):
+        d = sel[k]
+        cells = []
+        for q in qs:
+            r = d.get(q)
+            cells.append("%.3f" % r["value"] if r and r["value"] is not None
+                         else "-")
+        out.append("| %s | %s | %s | %s | %s |" % (
+            k[0], k[1], size_str(k[2]), k[3], " | ".join(cells)))
+    out.append("")
+
+
 def main():
     d = sys.argv[1]
     rows = load(os.path.join(d, "results.csv"))
@@ -415,6 +510,8 @@ def main():
     first_touch_table(out, rows)
     reg_table(out, rows)
     inval_table(out, rows)
+    fault_table(out, rows)
+    qp_table(out, rows)
     figs = plots(d, keys, data) if keys else []
     if figs:
         out.append("## Plots\n")

@@ -37,6 +37,18 @@
 #     Then invalidation: move_pages() to the other NUMA node and munmap()
 #     of SODP_BENCH_INVAL_MIB MiB (default 1024) under a live, mirrored
 #     ODP MR vs with no MR (cases move_pages, munmap; modes odp, none).
+#  5. Fault cost (sodp_faultbench, sodp only, SODP_BENCH_FAULT=0 skips it):
+#     median over N fresh 2 MiB chunks of a cold 8-byte READ minus the
+#     same READ warm, per kind (page: a fresh 4 KiB page; window: a
+#     fault-around window of present pages; huge: a THP), the kinds
+#     taking turns in one run. Cases fault_KIND (us/fault, or "invalid"
+#     unless sodp's MR counters prove one fault per chunk mirroring the
+#     kind's pages), fault_KIND_faults, fault_KIND_pages and
+#     fault_KIND_want (the counts and the pages the READs had to mirror),
+#     fault_KIND_cold and fault_KIND_warm (median READs, us).
+#  6. QP scaling (SODP_BENCH_QPS=0 skips it): ib_write_bw -q 1, 2, 4 at
+#     SODP_BENCH_QSIZE (64 KiB), pinned and odp, cases write_bw_qN (MB/s)
+#     and write_bw_qN_per_q1 (ratio to -q 1 of the same mode and run).
 #
 # SODP_DEVICES picks devices (default rxe0 siw0), SODP_BENCH_CASES the
 # steady-state cases (TEST:SIZE, e.g. "write_bw:65536"), SODP_BENCH_MODES
@@ -100,6 +112,7 @@ perf() {
 	odp) extra=--odp ;;
 	*) extra= ;;
 	esac
+	extra="$extra ${perf_extra:-}"
 	case $1 in
 	*_bw)
 		if [ -n "$secs" ]; then
@@ -273,6 +286,73 @@ for dev in ${SODP_DEVICES:-rxe0 siw0}; do
 				progress "$dev $w $m $len: ${us:-refused, errno $err} us"
 			done <"$log/reg"
 		done
+	fi
+	# Fault cost (sodp_faultbench, all kinds in one run, taking turns):
+	# the median of cold minus warm 8-byte READs, one pair per fresh
+	# 2 MiB chunk; "invalid" unless sodp's MR counters saw exactly N
+	# faults mirroring N x the kind's pages, and every byte was right.
+	if [ "${SODP_BENCH_FAULT:-1}" != 0 ] && [ -d /sys/module/sodp ]; then
+		pin_mode pinned
+		kinds=${SODP_BENCH_FAULT_KINDS:-page window huge}
+		progress "$dev fault cost: $kinds"
+		# shellcheck disable=SC2086
+		SODP_DEVICE=$dev timeout 600 "$bin/sodp_faultbench" $kinds \
+			"${SODP_BENCH_FAULT_N:-256}" >"$log/fault" 2>&1
+		sed -n 's/^# //p' "$log/fault" >&2
+		grep -v -E '^(fault|#) ' "$log/fault" >&2
+		# fault KIND N FAULTS PAGES WANT COLD_US WARM_US US_PER_FAULT BAD
+		for k in $kinds; do
+			awk -v k="$k" '$1 == "fault" && $2 == k' "$log/fault" |
+			while read -r _ _ n nf np want cold warm us nbad; do
+				verified=yes
+				[ "$nbad" = 0 ] || verified="no(bad=$nbad)"
+				row "fault_$k" "$n" odp 1 "$us" us/fault "$verified"
+				row "fault_${k}_faults" "$n" odp 1 "$nf" faults "$verified"
+				row "fault_${k}_pages" "$n" odp 1 "$np" pages "$verified"
+				row "fault_${k}_want" "$n" odp 1 "$want" pages "$verified"
+				row "fault_${k}_cold" "$n" odp 1 "$cold" us "$verified"
+				row "fault_${k}_warm" "$n" odp 1 "$warm" us "$verified"
+				progress "$dev fault $k: $us us/fault (median READ cold $cold, warm $warm us), $nf faults, $np pages (want $n, $want)"
+			done
+			grep -q "^fault $k " "$log/fault" ||
+				row "fault_$k" "${SODP_BENCH_FAULT_N:-256}" odp 1 invalid \
+					us/fault error
+		done
+	fi
+
+	# Concurrency: write_bw on 1, 2, 4 QPs of one process (perftest -q N)
+	# over one MR, ODP vs pinned, modes alternated. TCG timings swing
+	# 2-3x between guest runs, so the figure is the ratio to the 1-QP run
+	# of the same mode in this run (case write_bw_qN_per_q1; the MB/s are
+	# rows write_bw_qN). perftest moves the data unverified, so verified
+	# is the sodp_verify verdict for write of that size in that mode when
+	# the data pass ran it, else n/a.
+	if [ "${SODP_BENCH_QPS:-1 2 4}" != 0 ]; then
+		qsize=${SODP_BENCH_QSIZE:-65536}
+		declare -A qbw=()
+		for q in ${SODP_BENCH_QPS:-1 2 4}; do
+			for m in pinned odp; do
+				perf_extra="-q $q"
+				v=$(perf write_bw "$qsize" $m)
+				perf_extra=
+				qbw[$q:$m]=$v
+				row "write_bw_q$q" "$qsize" $m 1 "$v" MB/s \
+					"${ok[write:$qsize:$m]:-n/a}"
+			done
+		done
+		for q in ${SODP_BENCH_QPS:-1 2 4}; do
+			for m in pinned odp; do
+				b=${qbw[1:$m]:-} v=${qbw[$q:$m]:-}
+				r=
+				[ -z "$b" ] || [ -z "$v" ] ||
+					r=$(awk -v a="$v" -v b="$b" \
+						'BEGIN { if (b > 0) printf "%.3f", a / b }')
+				row "write_bw_q${q}_per_q1" "$qsize" $m 1 "$r" ratio \
+					"${ok[write:$qsize:$m]:-n/a}"
+				progress "$dev write_bw -q $q $m: ${v:-failed} MB/s, ${r:-no} x q1"
+			done
+		done
+		unset qbw
 	fi
 	unset ok bad
 done
